@@ -1,0 +1,1 @@
+"""omanalyzer: part of the omview suite."""

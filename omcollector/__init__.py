@@ -1,0 +1,1 @@
+"""omcollector: part of the omview suite."""

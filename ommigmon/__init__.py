@@ -1,0 +1,1 @@
+"""ommigmon: part of the omview suite."""

@@ -1,0 +1,1 @@
+"""omprocs: part of the omview suite."""

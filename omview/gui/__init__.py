@@ -1,0 +1,1 @@
+"""Qt pieces shared by the suite's apps."""
