@@ -9,7 +9,7 @@ need=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
       libxcb-render-util0 libxcb-image0 fonts-dejavu-core python3-venv)
 if [ "$what" = test ]; then
     need+=(openssh-server openssh-client iproute2 util-linux procps xvfb xauth desktop-file-utils
-           systemd)
+           systemd python3 python3-psutil)
 fi
 missing=()
 for p in "${need[@]}"; do

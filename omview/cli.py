@@ -1,0 +1,432 @@
+"""omctl: mosctl, migrate and mps for today's clusters, scriptable.
+
+Exit codes: 0 done, 1 failed (a node down, a refusal), 2 usage. Human output
+is aligned columns; `--json` output is stable and documented in docs/omctl.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from omview.core.cluster import Cluster
+from omview.core.config import ClusterConfig, ConfigError, load_cluster, parse_node_ref
+from omview.core.model import NodeState
+from omview.core.session import AgentError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+#: mosctl's flag commands → the admin field and value they set
+FLAG_COMMANDS: dict[str, tuple[str, bool]] = {
+    "stay": ("stay", True),
+    "nostay": ("stay", False),
+    "lstay": ("lstay", True),
+    "nolstay": ("lstay", False),
+    "block": ("block", True),
+    "noblock": ("block", False),
+    "quiet": ("quiet", True),
+    "noquiet": ("quiet", False),
+    "stop": ("stopped", True),
+    "start": ("stopped", False),
+}
+QUERY_COMMANDS = ("getload", "getspeed", "getmem", "getfree", "getutil", "isup")
+SIGNAL_COMMANDS = {"kill": "KILL", "stop": "STOP", "cont": "CONT"}
+
+
+class UsageError(Exception):
+    pass
+
+
+class Failure(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- formatting (pure)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """Aligned columns; numbers right-aligned, text left-aligned, the last column free."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    numeric = [all(_is_number(r[i]) for r in cells[1:]) and len(cells) > 1 for i in range(len(header))]
+    out = []
+    for r in cells:
+        parts = []
+        for i, c in enumerate(r):
+            if i == len(r) - 1:
+                parts.append(c)
+            elif numeric[i]:
+                parts.append(c.rjust(widths[i]))
+            else:
+                parts.append(c.ljust(widths[i]))
+        out.append("  ".join(parts).rstrip())
+    return "\n".join(out)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s.rstrip("%"))
+        return True
+    except ValueError:
+        return False
+
+
+def node_json(st: NodeState) -> dict[str, Any]:
+    s = st.sample
+    d: dict[str, Any] = {"id": st.id, "name": st.label, "address": st.address, "up": st.up, "reason": st.reason}
+    if s is not None:
+        d.update(
+            hostname=s.hostname,
+            cpus=s.cpus,
+            speed=s.speed,
+            load=round(s.load, 1),
+            util=round(s.util, 1),
+            mem_total=s.mem_total,
+            mem_used=s.mem_used,
+            mem_available=s.mem_available,
+            uptime=round(s.uptime),
+            nprocs=s.nprocs,
+            backend=s.backend,
+            criu=s.criu,
+            admin=s.admin.to_dict(),
+        )
+    return d
+
+
+def status_table(nodes: Sequence[NodeState]) -> str:
+    rows = []
+    for st in nodes:
+        s = st.sample
+        if st.up and s is not None:
+            rows.append(
+                [
+                    st.id,
+                    st.label,
+                    st.address,
+                    "up",
+                    f"{s.load:.0f}",
+                    s.speed,
+                    s.cpus,
+                    f"{100 * s.mem_used / s.mem_total:.0f}%" if s.mem_total else "-",
+                    human_bytes(s.mem_available),
+                    s.admin.flags_text(),
+                ]
+            )
+        else:
+            rows.append([st.id, st.label, st.address, "DOWN", "-", "-", "-", "-", "-", st.reason])
+    return table(rows, ["ID", "NAME", "ADDRESS", "STATE", "LOAD", "SPEED", "CPUS", "MEM", "AVAIL", "FLAGS"])
+
+
+def ps_rows(procs: Sequence[tuple[int, Any]]) -> str:
+    rows = [
+        [n, p.pid, p.home or n, p.where, p.user, p.nice, p.state, f"{p.cpu:.1f}", human_bytes(p.rss), p.cmd[:200]]
+        for n, p in sorted(procs, key=lambda np: (np[0], np[1].pid))
+    ]
+    return table(rows, ["NODE", "PID", "HOME", "WHERE", "USER", "NI", "S", "%CPU", "RSS", "COMMAND"])
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _connect(config: ClusterConfig, timeout: float, only: int | None = None) -> Cluster:
+    cluster = Cluster(config).start()
+    if only is not None:
+        config.node(only)  # unknown id → ConfigError before waiting
+        cluster.wait_until(lambda: _settled(cluster, only), timeout)
+    else:
+        cluster.wait_ready(timeout)
+    return cluster
+
+
+def _settled(cluster: Cluster, node_id: int) -> bool:
+    st = cluster.node(node_id)
+    return st.up or st.reason != "not connected yet"
+
+
+def _need_up(cluster: Cluster, node_id: int) -> NodeState:
+    st = cluster.node(node_id)
+    if not st.up or st.sample is None:
+        raise Failure(f"node {node_id} ({st.address}) is down: {st.reason}")
+    return st
+
+
+def cmd_status(cluster: Cluster, args: argparse.Namespace) -> int:
+    nodes = cluster.nodes()
+    if args.json:
+        print(json.dumps({"cluster": cluster.config.source, "nodes": [node_json(n) for n in nodes]}, indent=1))
+    else:
+        print(status_table(nodes))
+    return EXIT_OK if all(n.up for n in nodes) else EXIT_FAIL
+
+
+def cmd_node_status(cluster: Cluster, node_id: int, as_json: bool) -> int:
+    st = cluster.node(node_id)
+    if as_json:
+        print(json.dumps(node_json(st), indent=1))
+        return EXIT_OK if st.up else EXIT_FAIL
+    if not st.up or st.sample is None:
+        print(f"node {node_id} ({st.address}): DOWN: {st.reason}")
+        return EXIT_FAIL
+    s = st.sample
+    a = s.admin
+    print(
+        f"node {node_id} ({st.label}, {st.address}): up\n"
+        f"  load {s.load:.0f}  speed {s.speed}  cpus {s.cpus}  util {s.util:.0f}%\n"
+        f"  memory {human_bytes(s.mem_used)} used of {human_bytes(s.mem_total)}, "
+        f"{human_bytes(s.mem_available)} available\n"
+        f"  stay {_yn(a.stay)}  lstay {_yn(a.lstay)}  block {_yn(a.block)}  quiet {_yn(a.quiet)}  "
+        f"stopped {_yn(a.stopped)}\n"
+        f"  decay interval {a.decay_interval}  slow {a.slow_decay}  fast {a.fast_decay}\n"
+        f"  backend {s.backend}" + (f"  migration: {s.criu}" if s.criu else "")
+    )
+    return EXIT_OK
+
+
+def _yn(b: bool) -> str:
+    return "yes" if b else "no"
+
+
+def cmd_ps(cluster: Cluster, args: argparse.Namespace) -> int:
+    if args.node is not None:
+        _need_up(cluster, args.node)
+    procs = cluster.processes(args.node)
+    if args.json:
+        out = [dict(p.to_dict(), node=n) for n, p in procs]
+        print(json.dumps({"processes": out}, indent=1))
+    else:
+        print(ps_rows(procs))
+    down = [n for n in cluster.nodes() if not n.up and (args.node is None or n.id == args.node)]
+    for n in down:
+        print(f"omctl: node {n.id} is down, its processes are not listed: {n.reason}", file=sys.stderr)
+    return EXIT_FAIL if down else EXIT_OK
+
+
+def cmd_query(cluster: Cluster, what: str, node_id: int) -> int:
+    st = cluster.node(node_id)
+    if what == "isup":
+        print("yes" if st.up else "no")
+        return EXIT_OK if st.up else EXIT_FAIL
+    s = _need_up(cluster, node_id).sample
+    assert s is not None
+    value = {
+        "getload": f"{s.load:.0f}",
+        "getspeed": str(s.speed),
+        "getmem": str(s.mem_available),
+        "getfree": str(max(0, s.mem_total - s.mem_used)),
+        "getutil": f"{s.util:.0f}%",
+    }[what]
+    print(value)
+    return EXIT_OK
+
+
+def cmd_admin(cluster: Cluster, node_id: int, fields: dict[str, Any]) -> int:
+    _need_up(cluster, node_id)
+    state = cluster.set_admin(node_id, **fields)
+    print(f"node {node_id}: " + ", ".join(f"{k} {getattr(state, k)}" for k in fields))
+    return EXIT_OK
+
+
+def cmd_signal(cluster: Cluster, ref: str, sig: str) -> int:
+    node_id, pid = parse_node_ref(ref)
+    _need_up(cluster, node_id)
+    cluster.signal(node_id, pid, sig)
+    print(f"{node_id}:{pid}: sent {sig}")
+    return EXIT_OK
+
+
+def cmd_renice(cluster: Cluster, ref: str, nice: int) -> int:
+    node_id, pid = parse_node_ref(ref)
+    _need_up(cluster, node_id)
+    cluster.renice(node_id, pid, nice)
+    print(f"{node_id}:{pid}: nice {nice}")
+    return EXIT_OK
+
+
+def cmd_testbed(args: argparse.Namespace) -> int:
+    from omview.core import testbed
+
+    if args.action == "up":
+        if args.count is None or args.count < 1:
+            raise UsageError("testbed up needs a node count, e.g. `omctl testbed up 3`")
+        quotas = _float_list(args.cpu_quota, args.count, "--cpu-quota")
+        mems = [int(v) for v in _float_list(args.mem_mb, args.count, "--mem-mb")] if args.mem_mb else None
+        tb = testbed.up(args.count, name=args.name, subnet=args.subnet, cpu_quota=quotas, mem_mb=mems)
+        print(f"testbed {tb.name}: {len(tb.nodes)} nodes up on {tb.subnet}")
+        print(f"cluster file: {tb.cluster_file}\nuse: omctl --cluster {tb.cluster_file} status")
+        return EXIT_OK
+    if args.action == "down":
+        testbed.down(args.name)
+        print(f"testbed {args.name}: removed")
+        return EXIT_OK
+    tb = testbed.status(args.name)
+    if tb is None:
+        print(f"testbed {args.name}: not running")
+        return EXIT_FAIL
+    rows = [[n.id, n.name, n.address, n.init_pid, n.cpu_quota or "-", n.mem_mb or "-"] for n in tb.nodes]
+    print(f"testbed {tb.name} on {tb.subnet}, cluster file {tb.cluster_file}")
+    print(table(rows, ["ID", "NAME", "ADDRESS", "INIT", "CPU", "MEM MB"]))
+    return EXIT_OK
+
+
+def _float_list(text: str | None, count: int, flag: str) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{flag} takes numbers separated by commas, e.g. 1,0.5,2; got {text!r}") from None
+    if len(values) == 1:
+        values = values * count
+    if len(values) != count:
+        raise UsageError(f"{flag} has {len(values)} values for {count} nodes")
+    return values
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="omctl", description="Watch and steer an omview cluster from the shell.")
+    p.add_argument("--cluster", metavar="FILE", help="cluster file (.toml) or openMosix map file")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for nodes (default 15)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log connections to stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("status", help="cluster overview, or `status ID` for one node (mosctl status)")
+    s.add_argument("node", nargs="?", type=int)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("ps", help="processes of the cluster or of one node")
+    s.add_argument("--node", type=int)
+    s.add_argument("--json", action="store_true")
+
+    for name in FLAG_COMMANDS:
+        if name == "stop":
+            s = sub.add_parser("stop", help="stop NODE (mosctl stop) or stop ID:PID (SIGSTOP)")
+            s.add_argument("target")
+            continue
+        s = sub.add_parser(name, help=f"mosctl {name} on node ID")
+        s.add_argument("node", type=int)
+    for name in QUERY_COMMANDS:
+        s = sub.add_parser(name, help=f"mosctl {name} ID")
+        s.add_argument("node", type=int)
+    s = sub.add_parser("setspeed", help="set a node's openMosix speed (10000 = one standard CPU)")
+    s.add_argument("node", type=int)
+    s.add_argument("speed", type=int)
+    s = sub.add_parser("setdecay", help="set a node's decay interval and slow/fast factors (per 1000)")
+    s.add_argument("node", type=int)
+    s.add_argument("interval", type=int)
+    s.add_argument("slow", type=int, nargs="?", default=None)
+    s.add_argument("fast", type=int, nargs="?", default=None)
+    for name in ("kill", "cont"):
+        s = sub.add_parser(name, help=f"send SIG{SIGNAL_COMMANDS[name]} to ID:PID")
+        s.add_argument("target")
+    s = sub.add_parser("renice", help="set the nice value of ID:PID")
+    s.add_argument("target")
+    s.add_argument("nice", type=int)
+
+    s = sub.add_parser("testbed", help="the namespace test cluster on this machine (root)")
+    s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument("count", nargs="?", type=int)
+    s.add_argument("--name", default="omtb")
+    s.add_argument("--subnet")
+    s.add_argument("--cpu-quota", help="CPUs per node, e.g. 1,0.5,2 (one value = all nodes)")
+    s.add_argument("--mem-mb", help="memory limit per node in MiB, e.g. 512,1024,2048")
+    return p
+
+
+def run(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_OK if exc.code == 0 else EXIT_USAGE
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "testbed":
+            return cmd_testbed(args)
+        config = load_cluster(args.cluster)
+        return _dispatch(args, config)
+    except UsageError as exc:
+        print(f"omctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"omctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE if "ID:PID" in str(exc) else EXIT_FAIL
+    except (Failure, AgentError) as exc:
+        print(f"omctl: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as exc:  # a testbed or OS failure: one line, not a traceback
+        if args.verbose:
+            raise
+        print(f"omctl: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def _dispatch(args: argparse.Namespace, config: ClusterConfig) -> int:
+    cmd = args.command
+    node_arg: int | None = getattr(args, "node", None) if cmd != "ps" else args.node
+    target = getattr(args, "target", None)
+    if target is not None and ":" in target:
+        node_arg = parse_node_ref(target)[0]
+    elif cmd == "stop":
+        try:
+            node_arg = int(target)
+        except ValueError:
+            raise UsageError(f"stop takes a node ID or ID:PID, got {target!r}") from None
+    action: Callable[[Cluster], int]
+    if cmd == "status":
+        action = (lambda c: cmd_node_status(c, args.node, args.json)) if args.node else (lambda c: cmd_status(c, args))
+    elif cmd == "ps":
+        action = lambda c: cmd_ps(c, args)  # noqa: E731
+    elif cmd in QUERY_COMMANDS:
+        action = lambda c: cmd_query(c, cmd, args.node)  # noqa: E731
+    elif cmd == "stop" and target is not None and ":" in target:
+        action = lambda c: cmd_signal(c, target, "STOP")  # noqa: E731
+    elif cmd in FLAG_COMMANDS:
+        field, value = FLAG_COMMANDS[cmd]
+        action = lambda c: cmd_admin(c, int(node_arg or 0), {field: value})  # noqa: E731
+    elif cmd == "setspeed":
+        action = lambda c: cmd_admin(c, args.node, {"speed": args.speed})  # noqa: E731
+    elif cmd == "setdecay":
+        fields: dict[str, Any] = {"decay_interval": args.interval}
+        if args.slow is not None:
+            fields["slow_decay"] = args.slow
+        if args.fast is not None:
+            fields["fast_decay"] = args.fast
+        action = lambda c: cmd_admin(c, args.node, fields)  # noqa: E731
+    elif cmd in SIGNAL_COMMANDS:
+        action = lambda c: cmd_signal(c, target, SIGNAL_COMMANDS[cmd])  # noqa: E731
+    elif cmd == "renice":
+        action = lambda c: cmd_renice(c, target, args.nice)  # noqa: E731
+    else:
+        raise UsageError(f"unknown command {cmd}")
+    cluster = _connect(config, args.timeout, node_arg if cmd != "status" or args.node else None)
+    try:
+        return action(cluster)
+    finally:
+        cluster.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(list(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

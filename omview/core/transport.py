@@ -1,0 +1,408 @@
+"""How the agent's bytes reach a node: a local subprocess, or one SSH exec channel.
+
+A transport only starts the agent and hands back a `Stream`; the session above
+speaks the protocol. Streams are read by one selector loop for all nodes, so a
+stream exposes a pollable `fileno()` and a non-blocking `recv()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from omview.core.agent import BOOTSTRAP, agent_source
+from omview.core.config import DEFAULT_PYTHON, NodeConfig
+
+#: Kept for the error text when the agent dies early; enough for a traceback's tail.
+STDERR_KEEP = 8192
+
+
+class TransportError(Exception):
+    """Connecting failed. `kind` groups the reason for the node's lamp tooltip."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # unreachable | auth | hostkey | agent
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.args[0]}"
+
+
+class HostKeyError(TransportError):
+    def __init__(self, message: str) -> None:
+        super().__init__("hostkey", message)
+
+
+def fingerprint(key: Any) -> str:
+    """OpenSSH-style SHA256 fingerprint, the form `ssh-keygen -lf` prints."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def bootstrap_command(python: str = "python3", sudo: bool = False) -> str:
+    """The shell command that starts the agent on a node (pure; see docs/protocol.md)."""
+    cmd = f"{shlex.quote(python)} -u -c {shlex.quote(BOOTSTRAP)}"
+    if sudo:
+        cmd = "sudo -n " + cmd
+    return cmd
+
+
+def bootstrap_payload() -> bytes:
+    """What the bootstrap reads from stdin: the agent's length, a newline, its source."""
+    src = agent_source()
+    return str(len(src)).encode() + b"\n" + src
+
+
+def explain_early_exit(status: int | None, stderr: str, python: str = "python3") -> str:
+    """Turn an agent that died before speaking into the reason an admin can act on."""
+    err = stderr.strip()
+    low = err.lower()
+    if "a password is required" in low or "sudo:" in low and "not allowed" in low:
+        return "sudo -n refused: give this user passwordless sudo for python3 on the node, or set sudo = false"
+    if status == 127 or "not found" in low and python in err:
+        return f"{python} is missing on the node: install python3 (Debian/Ubuntu: apt install python3)"
+    tail = err.splitlines()[-1] if err else "no output"
+    return f"the agent exited (status {status}): {tail}"
+
+
+class Stream(ABC):
+    """One running agent's stdin/stdout."""
+
+    @abstractmethod
+    def fileno(self) -> int: ...
+
+    @abstractmethod
+    def recv(self) -> bytes | None:
+        """Bytes available now; b"" at end of stream; None when nothing is ready."""
+
+    @abstractmethod
+    def send(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def stderr_text(self) -> str: ...
+
+    @abstractmethod
+    def exit_status(self) -> int | None: ...
+
+
+class Transport(ABC):
+    def __init__(self, node: NodeConfig) -> None:
+        self.node = node
+        self.log = logging.getLogger(f"omview.transport.{node.id}")
+
+    @abstractmethod
+    def open(self, timeout: float) -> Stream:
+        """Start the agent; raise TransportError with a readable reason."""
+
+    def describe(self) -> str:
+        return self.node.address
+
+
+# ---------------------------------------------------------------- local
+
+
+class _ProcessStream(Stream):
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout and proc.stdin and proc.stderr
+        self.proc = proc
+        self._out = proc.stdout.fileno()
+        os.set_blocking(self._out, False)
+        self._err = bytearray()
+        self._send_lock = threading.Lock()
+        threading.Thread(target=self._drain_stderr, name="agent-stderr", daemon=True).start()
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr
+        for line in self.proc.stderr:
+            self._err += line
+            del self._err[:-STDERR_KEEP]
+
+    def fileno(self) -> int:
+        return self._out
+
+    def recv(self) -> bytes | None:
+        try:
+            return os.read(self._out, 65536)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    def send(self, data: bytes) -> None:
+        assert self.proc.stdin
+        with self._send_lock:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+
+    def close(self) -> None:
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def stderr_text(self) -> str:
+        return self._err.decode(errors="replace")
+
+    def exit_status(self) -> int | None:
+        return self.proc.poll()
+
+
+class LocalTransport(Transport):
+    """This machine, no SSH: the agent runs as a subprocess of ours."""
+
+    def open(self, timeout: float) -> Stream:
+        # this machine runs our own interpreter, which has psutil because omview depends on it
+        python = sys.executable if self.node.python == DEFAULT_PYTHON else self.node.python
+        argv = shlex.split(bootstrap_command(python, self.node.sudo and os.geteuid() != 0))
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except FileNotFoundError:
+            raise TransportError("agent", explain_early_exit(127, f"{argv[0]}: not found", argv[0])) from None
+        stream = _ProcessStream(proc)
+        try:
+            stream.send(bootstrap_payload())
+        except (BrokenPipeError, OSError):
+            pass  # the session reads the exit reason
+        return stream
+
+    def describe(self) -> str:
+        return "this machine"
+
+
+# ---------------------------------------------------------------- ssh
+
+
+class _ChannelStream(Stream):
+    def __init__(self, client: Any, channel: Any) -> None:
+        self.client = client
+        self.channel = channel
+        self._fd = channel.fileno()  # makes the channel pollable
+        channel.setblocking(False)
+        self._err = bytearray()
+        self._send_lock = threading.Lock()
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def recv(self) -> bytes | None:
+        ch = self.channel
+        if ch.recv_stderr_ready():
+            try:
+                self._err += ch.recv_stderr(65536)
+                del self._err[:-STDERR_KEEP]
+            except TimeoutError:
+                pass
+        if ch.recv_ready():
+            try:
+                return bytes(ch.recv(65536))
+            except TimeoutError:
+                return None
+        if ch.eof_received or ch.closed:
+            return b""
+        return None
+
+    def send(self, data: bytes) -> None:
+        with self._send_lock:
+            self.channel.settimeout(10.0)
+            try:
+                self.channel.sendall(data)
+            finally:
+                self.channel.setblocking(False)
+
+    def close(self) -> None:
+        try:
+            self.channel.close()
+        finally:
+            self.client.close()
+
+    def stderr_text(self) -> str:
+        return self._err.decode(errors="replace")
+
+    def exit_status(self) -> int | None:
+        if self.channel.exit_status_ready():
+            return int(self.channel.recv_exit_status())
+        return None
+
+
+class SshTransport(Transport):
+    """paramiko, honouring ~/.ssh/config, ssh-agent and known_hosts; never silently trusting a key."""
+
+    def __init__(
+        self,
+        node: NodeConfig,
+        *,
+        known_hosts: str | None = None,
+        accept_new_host_keys: bool = False,
+        ssh_config: str | None = None,
+    ) -> None:
+        super().__init__(node)
+        self.known_hosts = known_hosts
+        self.accept_new = accept_new_host_keys
+        self.ssh_config_path = ssh_config or os.path.expanduser("~/.ssh/config")
+
+    def _resolve(self) -> dict[str, Any]:
+        """Merge ~/.ssh/config for this address with our node settings (ours win)."""
+        import paramiko
+
+        opts: dict[str, Any] = {}
+        if os.path.exists(self.ssh_config_path):
+            try:
+                cfg = paramiko.SSHConfig.from_path(self.ssh_config_path)
+                opts = dict(cfg.lookup(self.node.address))
+            except Exception as exc:  # a broken ~/.ssh/config must not hide every node
+                self.log.warning("ignoring %s: %s", self.ssh_config_path, exc)
+        host = opts.get("hostname", self.node.address)
+        user = self.node.user or opts.get("user") or _local_user()
+        port = self.node.port or int(opts.get("port", 22))
+        keys = [self.node.key] if self.node.key else list(opts.get("identityfile", []))
+        return {
+            "host": host,
+            "user": user,
+            "port": port,
+            "keys": [os.path.expanduser(k) for k in keys],
+            "proxyjump": opts.get("proxyjump"),
+        }
+
+    def describe(self) -> str:
+        return self.node.address
+
+    def _client(self) -> Any:
+        import paramiko
+
+        client = paramiko.SSHClient()
+        known = self.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+        if os.path.exists(known):
+            client.load_host_keys(known)
+        else:
+            Path(known).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        client.set_missing_host_key_policy(_NewKeyPolicy(self.accept_new, known))
+        return client
+
+    def _connect(self, client: Any, opts: dict[str, Any], timeout: float, sock: Any = None) -> None:
+        import paramiko
+
+        keys = [k for k in opts["keys"] if os.path.exists(k)]
+        try:
+            client.connect(
+                opts["host"],
+                port=opts["port"],
+                username=opts["user"],
+                key_filename=keys or None,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                channel_timeout=timeout,
+                sock=sock,
+                allow_agent=True,
+                look_for_keys=not keys,
+            )
+        except paramiko.BadHostKeyException as exc:
+            raise HostKeyError(
+                f"the host key of {opts['host']} CHANGED: known {fingerprint(exc.expected_key)}, "
+                f"offered {fingerprint(exc.key)}. If the node was reinstalled, remove its old line "
+                f"with `ssh-keygen -R {opts['host']}`; otherwise someone may be in the middle."
+            ) from None
+        except HostKeyError:
+            raise
+        except paramiko.AuthenticationException as exc:
+            raise TransportError(
+                "auth", f"{opts['user']}@{opts['host']} refused our keys ({exc}); check key = … "
+                "in the cluster file or your ssh-agent"
+            ) from None
+        except TimeoutError:
+            raise TransportError("unreachable", f"{opts['host']}:{opts['port']} timed out") from None
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise TransportError("unreachable", f"{opts['host']}:{opts['port']}: {exc}") from None
+
+    def open(self, timeout: float) -> Stream:
+        opts = self._resolve()
+        sock = None
+        jump_client = None
+        if opts["proxyjump"] and opts["proxyjump"].lower() != "none":
+            jump_client, sock = self._jump(opts["proxyjump"].split(",")[0], opts, timeout)
+        client = self._client()
+        try:
+            self._connect(client, opts, timeout, sock)
+            transport = client.get_transport()
+            transport.set_keepalive(5)
+            channel = transport.open_session(timeout=timeout)
+            channel.exec_command(bootstrap_command(self.node.python, self.node.sudo))
+            channel.sendall(bootstrap_payload())
+        except Exception:
+            client.close()
+            if jump_client is not None:
+                jump_client.close()
+            raise
+        return _ChannelStream(client, channel)
+
+    def _jump(self, spec: str, opts: dict[str, Any], timeout: float) -> tuple[Any, Any]:
+        """ProxyJump: a direct-tcpip channel through the jump host becomes our socket."""
+        user, _, hostport = spec.rpartition("@")
+        host, _, port = hostport.partition(":")
+        jump_node = NodeConfig(id=self.node.id, address=host, user=user or None, port=int(port) if port else None)
+        jump = SshTransport(jump_node, known_hosts=self.known_hosts, accept_new_host_keys=self.accept_new)
+        jopts = jump._resolve()
+        jclient = jump._client()
+        jump._connect(jclient, jopts, timeout)
+        chan = jclient.get_transport().open_channel(
+            "direct-tcpip", (opts["host"], opts["port"]), ("127.0.0.1", 0), timeout=timeout
+        )
+        return jclient, chan
+
+
+class _NewKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Unknown host: refuse with the fingerprint and the setting that accepts it (or accept and save)."""
+
+    def __init__(self, accept: bool, known_hosts: str) -> None:
+        self.accept = accept
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        if not self.accept:
+            raise HostKeyError(
+                f"{hostname} is not in {self.known_hosts} (its {key.get_name()} key is {fingerprint(key)}). "
+                "Check the fingerprint on the node (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then "
+                "connect once with `ssh` or set accept_new_host_keys = true in the cluster file"
+            )
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        with open(self.known_hosts, "a", encoding="ascii") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        os.chmod(self.known_hosts, 0o600)
+
+
+def _local_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+def make_transport(
+    node: NodeConfig, *, known_hosts: str | None = None, accept_new_host_keys: bool = False
+) -> Transport:
+    if node.transport == "local" or node.address == "local":
+        return LocalTransport(node)
+    return SshTransport(node, known_hosts=known_hosts, accept_new_host_keys=accept_new_host_keys)
