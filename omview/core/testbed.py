@@ -14,7 +14,12 @@ Every node is
 Everything lives in ``/var/lib/omview/testbed/<name>/`` (override the parent with
 ``OMVIEW_TESTBED_BASE``): the client key pair ``id_ed25519``, ``authorized_keys``, ``known_hosts``,
 ``cluster.toml`` (our settings format), ``testbed.json`` (this module's description) and one
-``node<i>/`` per node (host key, sshd_config, logs, ``agent/`` state dir).
+``node<i>/`` per node (host key, sshd_config, logs, ``agent/`` state dir, ``home/``).
+
+SSH sessions on a node get ``HOME=node<i>/home`` (a per-node root home: the workstation's
+~/.bashrc and ~/.ssh stay out) and ``PATH=node_path``, by default this Python's bin dir first,
+so ``python3`` on a node is the interpreter running the suite (with psutil), as on a cluster
+with a shared /usr. Pass ``node_path="/usr/bin:/bin"`` to get the bare system python3.
 
 The init is started with ``nsenter --net=/run/netns/NS unshare --pid --fork --mount-proc --uts``
 rather than ``ip netns exec``: the latter remounts /sys and so hides /sys/fs/cgroup from the
@@ -355,7 +360,9 @@ def _write(path: Path, value: str) -> None:
     try:
         path.write_text(value)
     except OSError as exc:
-        raise TestbedError(f"cannot write {value!r} to {path}: {exc}") from exc
+        raise TestbedError(
+            f"cannot write {value!r} to {path}: {exc} (run without cpu_quota/mem_mb to skip cgroups)"
+        ) from exc
 
 
 def _make_cgroups(name: str, version: int, roots: list[Path], node_id: int, cpu_quota: float | None,
@@ -514,7 +521,9 @@ def _sshd_config(node_dir: Path, address: str, authorized_keys: Path, node_path:
         "Subsystem sftp internal-sftp",
         "AcceptEnv none",
         "PrintMotd no",
-        f'SetEnv "PATH={node_path}"',
+        # HOME: a per-node home (like /root on a real node), so the workstation's ~/.bashrc and
+        # ~/.ssh do not leak into node sessions and PATH stays node_path
+        f'SetEnv "HOME={node_dir / "home"}" "PATH={node_path}"',
         "",
     ])
 
@@ -703,6 +712,7 @@ def _up(tb: Testbed, n: int, quotas: list[float | None], mems: list[int | None],
     for i in range(1, n + 1):
         nd = root / f"node{i}"
         (nd / "agent").mkdir(parents=True, mode=0o700)
+        (nd / "home").mkdir(mode=0o700)
         address = str(hosts[i - 1])
         host_pub = _keygen(nd / "ssh_host_ed25519_key", f"node{i}")
         known_lines.append(f"{address} {' '.join(host_pub.split()[:2])}")
@@ -999,12 +1009,13 @@ def node_run(tb: Testbed, node_id: int, argv: Sequence[str], *, input: str | Non
 
 
 def ssh_argv(tb: Testbed, node_id: int, command: str | Sequence[str] | None = None,
-             *, user: str = "root") -> list[str]:
-    """argv of the real OpenSSH client reaching the node with the testbed's key and known_hosts."""
+             *, user: str = "root", known_hosts: str | Path | None = None) -> list[str]:
+    """argv of the real OpenSSH client reaching the node with the testbed's key and known_hosts
+    (`known_hosts` replaces the testbed's file), strict host key checking, no prompts."""
     node = tb.node(node_id)
     argv = [
         "ssh", "-i", str(tb.key_file), "-F", "/dev/null",
-        "-o", f"UserKnownHostsFile={tb.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", f"UserKnownHostsFile={known_hosts or tb.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
         "-o", "LogLevel=ERROR", f"{user}@{node.address}",
     ]

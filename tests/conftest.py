@@ -1,0 +1,90 @@
+"""Shared pytest fixtures.
+
+Sections (add yours below the last one, keep each small):
+- testbed: the real multi-node test cluster (root only), see omview.core.testbed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omview.core import testbed as tbmod
+from omview.core.testbed import Testbed
+
+# ---------------------------------------------------------------- testbed
+
+# One cluster per test session. Its own name ("omtt"), so it never collides with a developer's
+# `omctl testbed up` ("omtb"). Nodes differ like a heterogeneous cluster: node 2 has half a CPU
+# and half the memory. The memory limits are generous so CRIU tests can move big processes.
+TESTBED_NAME = "omtt"
+TESTBED_NODES = 3
+TESTBED_CPU_QUOTA: list[float | None] = [1.0, 0.5, 1.0]
+TESTBED_MEM_MB: list[int | None] = [2048, 1024, 2048]
+
+SshRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def testbed_unavailable() -> str | None:
+    """Why the testbed cannot run here (a skip reason), or None."""
+    if os.geteuid() != 0:
+        return "the testbed needs root (network namespaces, bridge, cgroups)"
+    for tool, package in (("ip", "iproute2"), ("unshare", "util-linux"), ("nsenter", "util-linux"),
+                          ("sshd", "openssh-server"), ("ssh", "openssh-client"),
+                          ("ssh-keygen", "openssh-client")):
+        if not (shutil.which(tool) or Path("/usr/sbin", tool).exists()):
+            return f"{tool} is missing: install {package}"
+    if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
+        return "`ip netns` does not work here"
+    return None
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Iterator[Testbed]:
+    """A running 3-node testbed, torn down at session end (also when tests fail)."""
+    reason = testbed_unavailable()
+    if reason:
+        pytest.skip(reason)
+    try:
+        tb = tbmod.up(TESTBED_NODES, name=TESTBED_NAME, cpu_quota=TESTBED_CPU_QUOTA, mem_mb=TESTBED_MEM_MB)
+    except tbmod.TestbedError as exc:
+        pytest.fail(f"testbed did not start: {exc}")
+    try:
+        yield tb
+    finally:
+        tbmod.down(TESTBED_NAME)
+
+
+def run_ssh(tb: Testbed, node_id: int, command: str | Sequence[str], *, check: bool = True,
+            timeout: float = 60.0, known_hosts: Path | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `command` on a testbed node through the real OpenSSH client (StrictHostKeyChecking=yes,
+    BatchMode=yes); `known_hosts` replaces the testbed's file (to test a wrong host key)."""
+    argv = tbmod.ssh_argv(tb, node_id, command, known_hosts=known_hosts)
+    cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
+    if check and cp.returncode != 0:
+        raise AssertionError(f"ssh to node {node_id} failed ({cp.returncode}): {cp.stderr.strip()}\n{argv}")
+    return cp
+
+
+@pytest.fixture
+def testbed_ssh(testbed: Testbed) -> SshRunner:
+    """`testbed_ssh(node_id, "cmd", check=True)` → CompletedProcess, over real ssh."""
+
+    def run(node_id: int, command: str | Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        return run_ssh(testbed, node_id, command, **kw)
+
+    return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the testbed gets the `testbed` marker (select with -m testbed)."""
+    for item in items:
+        if "testbed" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.testbed)
