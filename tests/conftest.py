@@ -21,8 +21,10 @@ from omview.core.testbed import Testbed
 # ---------------------------------------------------------------- testbed
 
 # One cluster per test session. Its own name ("omtt"), so it never collides with a developer's
-# `omctl testbed up` ("omtb"). Nodes differ like a heterogeneous cluster: node 2 has half a CPU
-# and half the memory. The memory limits are generous so CRIU tests can move big processes.
+# `omctl testbed up` ("omtb"); a second test session running at the same time on this machine
+# gets "omtt1" (and so on) instead of tearing down the first one's (testbed.claim).
+# Nodes differ like a heterogeneous cluster: node 2 has half a CPU and half the memory.
+# The memory limits are generous so CRIU tests can move big processes.
 TESTBED_NAME = "omtt"
 TESTBED_NODES = 3
 TESTBED_CPU_QUOTA: list[float | None] = [1.0, 0.5, 1.0]
@@ -51,14 +53,15 @@ def testbed() -> Iterator[Testbed]:
     reason = testbed_unavailable()
     if reason:
         pytest.skip(reason)
-    try:
-        tb = tbmod.up(TESTBED_NODES, name=TESTBED_NAME, cpu_quota=TESTBED_CPU_QUOTA, mem_mb=TESTBED_MEM_MB)
-    except tbmod.TestbedError as exc:
-        pytest.fail(f"testbed did not start: {exc}")
-    try:
-        yield tb
-    finally:
-        tbmod.down(TESTBED_NAME)
+    with tbmod.claim(TESTBED_NAME) as name:
+        try:
+            tb = tbmod.up(TESTBED_NODES, name=name, cpu_quota=TESTBED_CPU_QUOTA, mem_mb=TESTBED_MEM_MB)
+        except tbmod.TestbedError as exc:
+            pytest.fail(f"testbed did not start: {exc}")
+        try:
+            yield tb
+        finally:
+            tbmod.down(name)
 
 
 def run_ssh(tb: Testbed, node_id: int, command: str | Sequence[str], *, check: bool = True,

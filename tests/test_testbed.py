@@ -266,6 +266,16 @@ def test_up_refuses_a_subnet_in_use(testbed: Testbed) -> None:
         testbed.node(9)
 
 
+def test_claim_gives_concurrent_holders_distinct_names() -> None:
+    reason = testbed_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with tbmod.claim("omtq") as a, tbmod.claim("omtq") as b:
+        assert (a, b) == ("omtq", "omtq1")
+    with tbmod.claim("omtq") as c:
+        assert c == "omtq"
+
+
 # ---------------------------------------------------------------- own testbeds: down and crash
 
 
@@ -275,12 +285,12 @@ def scratch() -> Iterator[str]:
     reason = testbed_unavailable()
     if reason:
         pytest.skip(reason)
-    name = "omtc"
-    tbmod.down(name)
-    try:
-        yield name
-    finally:
+    with tbmod.claim("omtc") as name:
         tbmod.down(name)
+        try:
+            yield name
+        finally:
+            tbmod.down(name)
 
 
 def _remains(tb: Testbed, pids: list[int]) -> list[str]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import fcntl
 import ipaddress
 import json
 import os
@@ -46,7 +47,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ __all__ = [
     "TestbedError",
     "TestbedNode",
     "check",
+    "claim",
     "down",
     "hang_sshd",
     "leftovers",
@@ -575,6 +577,57 @@ def leftovers(name: str = "omtb") -> list[str]:
     return found
 
 
+# ---------------------------------------------------------------- locks
+
+
+_held: set[str] = set()  # names whose operation lock this process holds (up calls down inside)
+
+
+@contextlib.contextmanager
+def _op_lock(name: str) -> Iterator[None]:
+    """Serialise up/down of one name across processes (flock on <base>/.<name>.lock)."""
+    if name in _held:
+        yield
+        return
+    base = _base()
+    base.mkdir(parents=True, exist_ok=True)
+    fd = os.open(base / f".{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _held.add(name)
+        yield
+    finally:
+        _held.discard(name)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def claim(prefix: str, slots: int = 10) -> Iterator[str]:
+    """Hold a testbed name for this process: `prefix` if free, else prefix1 … prefix{slots-1}.
+
+    For test sessions that run at the same time on one machine: each gets its own testbed instead
+    of tearing down the other's. A name is held by an flock on <base>/.<name>.claim for the life
+    of the `with`; remains of a free name come from a crash and up() removes them.
+    """
+    base = _base()
+    base.mkdir(parents=True, exist_ok=True)
+    for i in range(slots):
+        name = prefix if i == 0 else f"{prefix}{i}"
+        _check_name(name)
+        fd = os.open(base / f".{name}.claim", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield name
+        finally:
+            os.close(fd)
+        return
+    raise TestbedError(f"all {slots} testbed names {prefix}, {prefix}1, … are in use by other processes")
+
+
 # ---------------------------------------------------------------- up
 
 
@@ -647,7 +700,7 @@ def up(
     """
     _need_root()
     _check_name(name)
-    sshd = _tool("sshd", "openssh-server")
+    _tool("sshd", "openssh-server")
     for tool, pkg in (("ip", "iproute2"), ("unshare", "util-linux"), ("nsenter", "util-linux"),
                       ("ssh-keygen", "openssh-client")):
         _tool(tool, pkg)
@@ -666,6 +719,13 @@ def up(
         if m is not None and m < 16:
             raise TestbedError(f"memory limit {m} MiB is too small for sshd (>= 16)")
 
+    with _op_lock(name):
+        return _up_locked(name, n, subnet, quotas, mems, node_path, timeout)
+
+
+def _up_locked(name: str, n: int, subnet: str | None, quotas: list[float | None], mems: list[int | None],
+               node_path: str | None, timeout: float) -> Testbed:
+    sshd = _tool("sshd", "openssh-server")
     if leftovers(name):
         down(name)
     net = _pick_subnet(name, n, subnet)
@@ -810,10 +870,15 @@ def down(name: str = "omtb", timeout: float = 15.0) -> None:
 
     Works from the saved description and, for whatever it misses (crash, stale json), by name.
     Only kills processes that belong to the testbed: its inits (PID checked against the recorded
-    start time), and processes in its network namespaces or cgroups.
+    start time), and processes in its network namespaces or cgroups. Nothing there: no-op.
     """
     _need_root()
     _check_name(name)
+    with _op_lock(name):
+        _down_locked(name, timeout)
+
+
+def _down_locked(name: str, timeout: float) -> None:
     problems: list[str] = []
     tb: Testbed | None = None
     with contextlib.suppress(TestbedError):
