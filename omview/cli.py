@@ -368,7 +368,7 @@ def run(argv: Sequence[str]) -> int:
         return EXIT_USAGE
     except ConfigError as exc:
         print(f"omctl: {exc}", file=sys.stderr)
-        return EXIT_USAGE if "ID:PID" in str(exc) else EXIT_FAIL
+        return EXIT_FAIL
     except (Failure, AgentError) as exc:
         print(f"omctl: {exc}", file=sys.stderr)
         return EXIT_FAIL
@@ -383,8 +383,11 @@ def _dispatch(args: argparse.Namespace, config: ClusterConfig) -> int:
     cmd = args.command
     node_arg: int | None = getattr(args, "node", None) if cmd != "ps" else args.node
     target = getattr(args, "target", None)
-    if target is not None and ":" in target:
-        node_arg = parse_node_ref(target)[0]
+    if target is not None and (":" in target or cmd != "stop"):
+        try:
+            node_arg = parse_node_ref(target)[0]
+        except ConfigError as exc:
+            raise UsageError(exc.message) from None
     elif cmd == "stop":
         try:
             node_arg = int(target)
