@@ -173,6 +173,9 @@ def test_stop_and_start_sshd_keeps_jobs(testbed: Testbed, testbed_ssh: SshRunner
         assert f"sleep {tag}" in testbed_ssh(node.id, "ps -eo args=").stdout
         tbmod.start_sshd(testbed, node.id)  # no-op when running
         assert tcp_state(node.address) == "banner"
+        # the init reaped the killed sshd (and any orphan): no zombies on the node
+        wait_until(lambda: "Z" not in tbmod.node_run(testbed, node.id, ["ps", "-eo", "stat="]).stdout,
+                   what="no zombies on the node")
     finally:
         tbmod.start_sshd(testbed, node.id)
         testbed_ssh(node.id, f"kill {job}", check=False)
@@ -293,6 +296,13 @@ def scratch() -> Iterator[str]:
             tbmod.down(name)
 
 
+def _cmdline(proc_dir: Path) -> bytes:
+    try:
+        return (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _remains(tb: Testbed, pids: list[int]) -> list[str]:
     out = []
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
@@ -336,6 +346,22 @@ def test_up_recovers_after_a_crash(scratch: str) -> None:
         assert cp.stdout.strip() == n.name, cp.stderr
     assert tb2.cgroup_version == 0 and all(not n.cgroups for n in tb2.nodes)
     assert not any(Path(d).exists() for n in tb.nodes for d in n.cgroups)
+
+
+def test_failed_up_cleans_up_and_says_why(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = tbmod._sshd_config
+    monkeypatch.setattr(tbmod, "_sshd_config", lambda *a: real(*a) + "NoSuchOption yes\n")
+    with pytest.raises(TestbedError, match="sshd rejects .*NoSuchOption"):
+        tbmod.up(2, name=scratch, cpu_quota=[0.5, 0.5])
+    assert tbmod.leftovers(scratch) == []
+    monkeypatch.undo()
+    # a late failure, with nodes, namespaces and cgroups already there: sshd "never answers"
+    monkeypatch.setattr(tbmod, "_banner", lambda *a: False)
+    with pytest.raises(TestbedError, match="did not answer on port 22"):
+        tbmod.up(2, name=scratch, cpu_quota=[0.5, 0.5], timeout=0.5)
+    assert tbmod.leftovers(scratch) == []
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit()
+                and f"/{scratch}/node".encode() in _cmdline(p)]
 
 
 def test_down_without_description_finds_everything_by_name(scratch: str) -> None:

@@ -634,7 +634,7 @@ def claim(prefix: str, slots: int = 10) -> Iterator[str]:
 _launchers: dict[str, list[subprocess.Popen[bytes]]] = {}  # reaped by down() in this process
 
 
-def _find_init(launcher: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+def _find_init(launcher: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 10.0) -> int:
     """Host PID of the init: the child that `unshare --fork` started."""
     found: list[int] = []
 
@@ -653,6 +653,8 @@ def _find_init(launcher: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
         return False
 
     _wait_for(look, timeout)
+    if not found and log is not None:
+        raise TestbedError(f"node init did not start (exit {launcher.poll()}):\n{_tail(log)}")
     if not found:
         raise TestbedError(f"node init did not start (launcher {launcher.pid}, exit {launcher.poll()})")
     return found[0]
@@ -706,8 +708,8 @@ def up(
         _tool(tool, pkg)
     if not _INIT_SCRIPT.exists():
         raise TestbedError(f"{_INIT_SCRIPT} is missing: reinstall omview")
-    if n < 1:
-        raise TestbedError(f"a testbed needs at least one node (got {n})")
+    if not 1 <= n <= 1000:
+        raise TestbedError(f"a testbed has 1 to 1000 nodes (got {n})")
     quotas: list[float | None] = list(cpu_quota) if cpu_quota is not None else [None] * n
     mems: list[int | None] = list(mem_mb) if mem_mb is not None else [None] * n
     if len(quotas) != n or len(mems) != n:
@@ -735,12 +737,13 @@ def _up_locked(name: str, n: int, subnet: str | None, quotas: list[float | None]
         raise TestbedError("CPU/memory limits need cgroups (v1 cpu+memory or v2) under /sys/fs/cgroup: "
                            "drop cpu_quota/mem_mb or mount cgroups")
 
+    if n > net.num_addresses - 3:
+        raise TestbedError(f"subnet {net} is too small for {n} nodes: pass a larger --subnet")
     root = root_dir(name)
-    hosts = list(net.hosts())
     tb = Testbed(
         name=name, root=root, subnet=str(net), nodes=[], cluster_file=root / "cluster.toml",
         known_hosts=root / "known_hosts", key_file=root / "id_ed25519", bridge=_bridge(name),
-        bridge_address=str(hosts[-1]), sshd=sshd, cgroup_version=cg_version,
+        bridge_address=str(net.broadcast_address - 1), sshd=sshd, cgroup_version=cg_version,
         node_path=node_path or _default_node_path(),
     )
     try:
@@ -767,13 +770,12 @@ def _up(tb: Testbed, n: int, quotas: list[float | None], mems: list[int | None],
     client_pub = _keygen(tb.key_file, f"omview-testbed-{tb.name}")
     authorized = root / "authorized_keys"
     authorized.write_text(client_pub + "\n")
-    hosts = list(net.hosts())
     known_lines = []
     for i in range(1, n + 1):
         nd = root / f"node{i}"
         (nd / "agent").mkdir(parents=True, mode=0o700)
         (nd / "home").mkdir(mode=0o700)
-        address = str(hosts[i - 1])
+        address = str(net.network_address + i)
         host_pub = _keygen(nd / "ssh_host_ed25519_key", f"node{i}")
         known_lines.append(f"{address} {' '.join(host_pub.split()[:2])}")
         cfg = nd / "sshd_config"
@@ -828,7 +830,7 @@ def _up(tb: Testbed, n: int, quotas: list[float | None], mems: list[int | None],
                                  start_new_session=True, close_fds=True, cwd="/")
         procs.append(p)
         node.launcher_pid = p.pid
-        node.init_pid = _find_init(p)
+        node.init_pid = _find_init(p, nd / "init.log")
         node.init_start = _proc_start(node.init_pid) or 0
         _save(tb)
         if p.poll() is not None:
