@@ -134,6 +134,26 @@ def test_node_exec_runs_inside_the_node(testbed: Testbed) -> None:
     assert f"inet {testbed.nodes[2].address}/" in addr_line
 
 
+def test_node_exec_signals_reach_the_command(testbed: Testbed) -> None:
+    p = tbmod.node_exec(testbed, 1, ["sleep", unique_seconds()])
+    try:
+        wait_until(lambda: p.pid_in_node() is not None, what="the command to start")
+        inner = p.inner_pid()
+        assert inner is not None and inner in tbmod.node_pids(testbed, 1) and p.pid not in tbmod.node_pids(testbed, 1)
+        state = lambda pid: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]  # noqa: E731
+        # stopped and continued behind the Popen's back (as an agent does), then killed through it
+        os.kill(inner, signal.SIGSTOP)
+        wait_until(lambda: state(inner) == "T", what="stopped")
+        os.kill(inner, signal.SIGCONT)
+        wait_until(lambda: state(inner) != "T", what="continued")
+        p.kill()
+        assert p.wait(timeout=30) == -signal.SIGKILL
+        wait_until(lambda: inner not in tbmod.node_pids(testbed, 1), what="the command to be gone")
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+
+
 def test_ssh_sessions_get_node_home_and_python_with_psutil(testbed: Testbed, testbed_ssh: SshRunner) -> None:
     out = testbed_ssh(2, "echo $HOME; python3 -c 'import psutil, sys; print(sys.version_info[0])'").stdout
     home, major = out.split()

@@ -55,6 +55,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_BASE",
     "NodeHealth",
+    "NodeProcess",
     "Testbed",
     "TestbedError",
     "TestbedNode",
@@ -1062,10 +1063,72 @@ def node_argv(tb: Testbed, node_id: int, argv: Sequence[str]) -> list[str]:
     return [nsenter, "-t", str(node.init_pid), "-n", "-p", "-u", "-m", "--", *argv]
 
 
-def node_exec(tb: Testbed, node_id: int, argv: Sequence[str], **popen_kw: Any) -> subprocess.Popen[Any]:
-    """Start `argv` inside the node; returns the Popen of the host-side nsenter (which waits for
-    the command and passes on its exit status). The command's host PID is the nsenter's child."""
-    return subprocess.Popen(node_argv(tb, node_id, argv), **popen_kw)
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+class NodeProcess(subprocess.Popen[Any]):
+    """A command running inside a node, started by node_exec().
+
+    `pid` is the host-side `nsenter`, which forks the command into the node's PID namespace,
+    waits for it and exits with its status (so wait()/returncode/pipes work as usual). Signals
+    sent through this object (send_signal, terminate, kill) reach the command itself, not only
+    the nsenter. nsenter stops itself when the command is stopped (job control); it is continued
+    again when the command is continued or killed through this object, or in poll()/wait() once
+    the command is no longer stopped (e.g. after an agent sent SIGCONT to it directly).
+    """
+
+    def inner_pid(self) -> int | None:
+        """Host PID of the command (the nsenter's child), None before it exists or after it ended."""
+        try:
+            kids = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(kids[0]) if kids else None
+
+    def pid_in_node(self) -> int | None:
+        """The command's PID as seen inside the node (what `ps` on the node and the agent show)."""
+        inner = self.inner_pid()
+        if inner is None:
+            return None
+        try:
+            for line in Path(f"/proc/{inner}/status").read_text().splitlines():
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+        except OSError:
+            pass
+        return None
+
+    def _unstick(self) -> None:
+        if self.returncode is None and _state(self.pid) == "T":
+            inner = self.inner_pid()
+            if inner is None or _state(inner) != "T":
+                _kill(self.pid, signal.SIGCONT)
+
+    def send_signal(self, sig: int) -> None:
+        inner = self.inner_pid() if self.returncode is None else None
+        if inner is None:
+            super().send_signal(sig)
+            return
+        _kill(inner, sig)
+        if sig in (signal.SIGCONT, signal.SIGKILL) and _state(self.pid) == "T":
+            _kill(self.pid, signal.SIGCONT)
+
+    def poll(self) -> int | None:
+        self._unstick()
+        return super().poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._unstick()
+        return super().wait(timeout)
+
+
+def node_exec(tb: Testbed, node_id: int, argv: Sequence[str], **popen_kw: Any) -> NodeProcess:
+    """Start `argv` inside the node (see NodeProcess); popen_kw as for subprocess.Popen."""
+    return NodeProcess(node_argv(tb, node_id, argv), **popen_kw)
 
 
 def node_run(tb: Testbed, node_id: int, argv: Sequence[str], *, input: str | None = None,
