@@ -1,0 +1,143 @@
+"""The node table view: delegates per column, click-and-drag on the painted speed slider, keys.
+
+A click on a painted slider opens the real editor under the pointer and keeps feeding it the
+drag, so one gesture sets a speed as it did in openMosixview, although only one editor widget
+ever exists. Enter or Space on an address cell opens the node dialog; F2 or Enter on a speed
+cell starts editing; Tab/arrow keys move between cells.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+from omview.gui.delegates import BarDelegate, ButtonDelegate, LampDelegate, SpeedDelegate, SpeedEditor, TextDelegate
+from omview.gui.nodemodel import (
+    COL_ADDRESS,
+    COL_AVAILABLE,
+    COL_CPUS,
+    COL_FLAGS,
+    COL_LOAD,
+    COL_MEMORY,
+    COL_NODE,
+    COL_SPEED,
+    NODE_ID_ROLE,
+)
+
+#: Column widths in pixels at the default font: wide enough for "255.255.255.255" and "50000".
+WIDTHS = {
+    COL_NODE: 74,
+    COL_ADDRESS: 140,
+    COL_SPEED: 230,
+    COL_LOAD: 130,
+    COL_MEMORY: 130,
+    COL_AVAILABLE: 86,
+    COL_CPUS: 52,
+    COL_FLAGS: 110,
+}
+
+
+class NodeTableView(QTableView):
+    nodeActivated = Signal(int)  # node id (0 = all nodes): open its dialog
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.lamps = LampDelegate(self)
+        self.buttons = ButtonDelegate(self)
+        self.speed = SpeedDelegate(self)
+        self.load_bars = BarDelegate("load", self, high=90.0)
+        self.mem_bars = BarDelegate("memory", self)
+        self.text = TextDelegate(self)
+        self.setItemDelegate(self.text)
+        self.setItemDelegateForColumn(COL_NODE, self.lamps)
+        self.setItemDelegateForColumn(COL_ADDRESS, self.buttons)
+        self.setItemDelegateForColumn(COL_SPEED, self.speed)
+        self.setItemDelegateForColumn(COL_LOAD, self.load_bars)
+        self.setItemDelegateForColumn(COL_MEMORY, self.mem_bars)
+        self.buttons.clicked.connect(self._button_clicked)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.setAlternatingRowColors(True)
+        self.setShowGrid(False)
+        self.setMouseTracking(True)
+        self.setWordWrap(False)
+        self.setTabKeyNavigation(True)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.verticalHeader().setDefaultSectionSize(30)
+        self.setSortingEnabled(True)
+        self.setToolTip("")
+        self.setAccessibleName("Cluster nodes")
+        self._drag: SpeedEditor | None = None
+
+    def setModel(self, model: Any) -> None:
+        super().setModel(model)
+        h = self.horizontalHeader()
+        h.setHighlightSections(False)
+        h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        h.setStretchLastSection(True)
+        h.setMinimumSectionSize(40)
+        fm = self.fontMetrics()
+        for col, width in WIDTHS.items():
+            self.setColumnWidth(col, width)
+        # the all-nodes lamp says "200/200": room for the widest count of this cluster
+        count = max(1, model.rowCount() - 1) if model is not None else 1
+        lamp_text = fm.horizontalAdvance(f"{count}/{count}") if hasattr(fm, "horizontalAdvance") else 40
+        self.setColumnWidth(COL_NODE, max(WIDTHS[COL_NODE], lamp_text + 40))
+        self.sortByColumn(COL_NODE, Qt.SortOrder.AscendingOrder)
+
+    def _button_clicked(self, index: QModelIndex) -> None:
+        self.nodeActivated.emit(int(index.data(NODE_ID_ROLE)))
+
+    # mouse: the painted slider becomes the real one under the pointer -----------
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        index = self.indexAt(event.position().toPoint())
+        if (
+            event.button() == Qt.MouseButton.LeftButton
+            and index.isValid()
+            and index.column() == COL_SPEED
+            and index.flags() & Qt.ItemFlag.ItemIsEditable
+        ):
+            rect = self.visualRect(index)
+            if self.speed.slider_rect(rect).contains(event.position().toPoint()):
+                self.setCurrentIndex(index)
+                self.speed.last_editor = None
+                if self.edit(index, QAbstractItemView.EditTrigger.AllEditTriggers, event) and self.speed.last_editor:
+                    self._drag = self.speed.last_editor
+                    self._drag.set_from_x(int(event.position().x()) - rect.left())
+                    return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._drag is not None:
+            index = self.currentIndex()
+            self._drag.set_from_x(int(event.position().x()) - self.visualRect(index).left())
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._drag is not None:
+            editor, self._drag = self._drag, None
+            editor.committed.emit()
+            return
+        super().mouseReleaseEvent(event)
+
+    # keys ------------------------------------------------------------------------
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        index = self.currentIndex()
+        key = event.key()
+        activate = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space)
+        if index.isValid() and key in activate and self.state() != QAbstractItemView.State.EditingState:
+            if index.column() == COL_ADDRESS:
+                self.nodeActivated.emit(int(index.data(NODE_ID_ROLE)))
+                return
+            if index.column() == COL_SPEED and index.flags() & Qt.ItemFlag.ItemIsEditable:
+                self.edit(index)
+                return
+        super().keyPressEvent(event)
