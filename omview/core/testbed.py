@@ -679,7 +679,12 @@ def _banner(address: str, timeout: float = 1.0) -> bool:
                 if not chunk:
                     break
                 data += chunk
-            return data.startswith(b"SSH-")
+            if not data.startswith(b"SSH-"):
+                return False
+            # identify ourselves before closing, so sshd does not log a kex_exchange_identification error
+            with contextlib.suppress(OSError):
+                s.sendall(b"SSH-2.0-omview_testbed_probe\r\n")
+            return True
     except OSError:
         return False
 
