@@ -274,10 +274,21 @@ def cmd_testbed(args: argparse.Namespace) -> int:
     if tb is None:
         print(f"testbed {args.name}: not running")
         return EXIT_FAIL
-    rows = [[n.id, n.name, n.address, n.init_pid, n.cpu_quota or "-", n.mem_mb or "-"] for n in tb.nodes]
+    health = testbed.check(tb)
+    rows = [
+        [n.id, n.name, n.address, n.init_pid, n.cpu_quota or "-", n.mem_mb or "-",
+         _health_text(health.get(n.id))]
+        for n in tb.nodes
+    ]
     print(f"testbed {tb.name} on {tb.subnet}, cluster file {tb.cluster_file}")
-    print(table(rows, ["ID", "NAME", "ADDRESS", "INIT", "CPU", "MEM MB"]))
-    return EXIT_OK
+    print(table(rows, ["ID", "NAME", "ADDRESS", "INIT", "CPU", "MEM MB", "STATE"]))
+    return EXIT_OK if all(h.init_alive and h.sshd_ready for h in health.values()) else EXIT_FAIL
+
+
+def _health_text(h: Any) -> str:
+    if h is None or not h.init_alive:
+        return "gone (run `omctl testbed down` then `up`)"
+    return "ok" if h.sshd_ready else "sshd not answering"
 
 
 def _float_list(text: str | None, count: int, flag: str) -> list[float] | None:

@@ -44,7 +44,7 @@ def node_procs(testbed: Testbed) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 def start_on(testbed: Testbed, started: list[subprocess.Popen[bytes]], node_id: int, marker: str,
              code: str = "import time; time.sleep(600)") -> subprocess.Popen[bytes]:
-    # exec makes the node's process the nsenter child itself, so killing it by PID ends it
+    # a NodeProcess: kill() reaches the command inside the node, not only its host-side nsenter
     p = tbmod.node_exec(testbed, node_id, [sys.executable, "-c", code, marker])
     started.append(p)
     return p
