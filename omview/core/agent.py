@@ -1,0 +1,1226 @@
+"""The node agent: one self-contained module shipped as source to every node.
+
+The workstation starts `python3 -u -c BOOTSTRAP` on the node and writes this file's source to its
+stdin (docs/protocol.md). So this module may use only the standard library and psutil, must run on
+Python >= 3.9, and must not import omview. Importing it on the workstation only defines things
+(`BOOTSTRAP`, `agent_source()` and the helpers the tests use); the agent runs when the module is
+executed as `__main__` (the bootstrap exec's it in the interpreter's `__main__` globals).
+
+Threads: the main thread reads requests from stdin, one sampler thread pushes samples; both write
+to stdout under one lock, one JSON object per flushed line.
+
+Why /proc is read by hand: psutil builds a Process object and opens several files per process,
+which costs ~10x the CPU of reading one `/proc/PID/stat` per process. The agent keeps each
+process's stat file open and re-reads it with pread (one syscall instead of open/read/close), and
+skips parsing entirely when the bytes are unchanged, which is the common case of a sleeping
+process. Goal: < 0.5 % of one core at 1 Hz with 1000 processes (bench/agent_cpu.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import pwd
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+#: The `-c` program the workstation runs with `python3 -u -c` (docs/protocol.md, "Bootstrap").
+BOOTSTRAP = (
+    'import sys;n=int(sys.stdin.buffer.readline());'
+    'exec(compile(sys.stdin.buffer.read(n),"omview-agent","exec"))'
+)
+
+#: openMosix speed of one standard CPU (same value as omview.core.model.STANDARD_SPEED).
+STANDARD_SPEED = 10000
+
+#: Time constant (seconds) of the decayed run-queue average. The kernel's 1-minute loadavg uses
+#: 60 s; 5 s lets the GUI show a new busy process within a few seconds while still smoothing the
+#: noise of counting runnable tasks once per interval (63 % of a step after 5 s, 95 % after 15 s).
+RUNQ_TAU = 5.0
+
+#: Mirrors omview.core.model.AdminState (a test keeps the two equal).
+ADMIN_DEFAULTS: dict[str, Any] = {
+    "stay": False,
+    "lstay": False,
+    "block": False,
+    "quiet": False,
+    "stopped": False,
+    "speed": None,
+    "decay_interval": 1,
+    "slow_decay": 975,
+    "fast_decay": 926,
+}
+_ADMIN_BOOLS = ("stay", "lstay", "block", "quiet", "stopped")
+#: key -> (min, max) for the integer admin values.
+_ADMIN_INTS = {"speed": (1, 1_000_000), "decay_interval": (1, 3600), "slow_decay": (0, 1000),
+               "fast_decay": (0, 1000)}
+#: AdminState key -> file in /proc/hpc/admin (HOWTO table 8-2). `stopped` has no file there.
+HPC_ADMIN_FILES = {
+    "stay": "stay", "lstay": "lstay", "block": "block", "quiet": "quiet", "speed": "speed",
+    "decay_interval": "decay-interval", "slow_decay": "slow-decay", "fast_decay": "fast-decay",
+}
+
+SIGNALS = {
+    "TERM": signal.SIGTERM, "KILL": signal.SIGKILL, "STOP": signal.SIGSTOP, "CONT": signal.SIGCONT,
+    "HUP": signal.SIGHUP, "INT": signal.SIGINT, "USR1": signal.SIGUSR1, "USR2": signal.SIGUSR2,
+}
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+#: An rss change is reported when it exceeds this many bytes or RSS_REL of the last value sent.
+RSS_ABS = 64 * 1024
+RSS_REL = 0.01
+#: Without a new PID (see /proc/loadavg) /proc is still listed every this many samples.
+LIST_EVERY = 10
+#: Every process's stat is re-read once per this many samples even if it did not run, for the
+#: fields others can change (nice, ppid, rss); the agent's own renice re-reads at once.
+REFRESH_EVERY = 30
+#: A process that has not run for DORMANT_AFTER samples is probed only every DORMANT_EVERY
+#: samples. Most of a node's processes sleep for hours; probing them every second was half of
+#: the agent's CPU. The price: a long sleeper that wakes is seen up to DORMANT_EVERY - 1 samples
+#: late (its CPU time is not lost: cpu is averaged over the time since its last read).
+DORMANT_AFTER = 10
+DORMANT_EVERY = 3
+
+_FATAL_PSUTIL = {"type": "fatal", "reason": "psutil is missing on the node",
+                 "hint": "install python3-psutil (Debian/Ubuntu) or pip install psutil"}
+
+
+def agent_source() -> bytes:
+    """This module's source, as the workstation ships it (works from a wheel, not only a checkout)."""
+    from importlib import resources
+
+    return resources.files("omview.core").joinpath("agent.py").read_bytes()
+
+
+class Fail(Exception):
+    """A request that cannot be served; `code` is one of the protocol's error codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------------------------
+# small readers
+
+
+def _read(path: str, limit: int = 65536) -> bytes | None:
+    """Bytes of a small file, or None when it is gone or unreadable (processes vanish any time)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_text(path: str) -> str | None:
+    data = _read(path)
+    return None if data is None else data.decode("utf-8", "replace").strip()
+
+
+def _read_int(path: str) -> int | None:
+    text = _read_text(path)
+    if text is None:
+        return None
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def parse_stat(data: bytes) -> tuple[bytes, list[bytes]]:
+    """Split /proc/PID/stat into (comm, fields from field 3 on).
+
+    comm may hold spaces and parentheses, so the fields start after the *last* ')'.
+    Field N of proc(5) is at index N - 3 of the list.
+    """
+    right = data.rindex(b")")
+    return data[data.index(b"(") + 1:right], data[right + 2:].split()
+
+
+def stat_start(pid: int, proc: str = "/proc") -> int | None:
+    """Field 22 (start time in clock ticks since boot) of a live process, None if it is gone."""
+    data = _read(f"{proc}/{pid}/stat", 4096)
+    if not data:
+        return None
+    try:
+        return int(parse_stat(data)[1][19])
+    except (ValueError, IndexError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# cgroups
+
+
+def _unescape_mount(path: str) -> str:
+    """mountinfo escapes blanks and backslashes as \\ooo."""
+    if "\\" not in path:
+        return path
+    out, i = [], 0
+    while i < len(path):
+        if path[i] == "\\" and i + 3 < len(path) + 0 and path[i + 1:i + 4].isdigit():
+            out.append(chr(int(path[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(path[i])
+            i += 1
+    return "".join(out)
+
+
+def cgroup_dirs(proc_self: str = "/proc/self") -> dict[str, list[str]]:
+    """Folders of this process's cgroups, leaf first and up to the mount, per kind.
+
+    Kinds: "cpu" and "memory" (cgroup v1 controllers) and "v2" (the unified hierarchy). Found
+    through mountinfo, so it works whatever the mount points and inside a cgroup namespace;
+    when the leaf folder is not visible (a container that sees only its own cgroup at the mount
+    point) the mount point itself is the leaf.
+    """
+    paths: dict[str, str] = {}
+    for line in (_read_text(f"{proc_self}/cgroup") or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":
+            paths["v2"] = parts[2]
+        for ctl in parts[1].split(","):
+            if ctl in ("cpu", "memory"):
+                paths[ctl] = parts[2]
+    result: dict[str, list[str]] = {}
+    for line in (_read_text(f"{proc_self}/mountinfo") or "").splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        root, mnt = _unescape_mount(fields[3]), _unescape_mount(fields[4])
+        if tail[0] == "cgroup2":
+            kinds = ["v2"]
+        elif tail[0] == "cgroup":
+            kinds = [k for k in ("cpu", "memory") if k in tail[2].split(",")]
+        else:
+            continue
+        for kind in kinds:
+            if kind not in paths or kind in result:
+                continue
+            path = paths[kind]
+            rel = path[len(root):] if root != "/" and path.startswith(root) else path
+            leaf = os.path.normpath(mnt + "/" + rel.lstrip("/"))
+            if not os.path.isdir(leaf) or not leaf.startswith(mnt):
+                leaf = mnt
+            chain = [leaf]
+            while chain[-1] != mnt and len(chain[-1]) > len(mnt):
+                chain.append(os.path.dirname(chain[-1]))
+            result[kind] = chain
+    return result
+
+
+def cgroup_cpu_quota(dirs: dict[str, list[str]]) -> float | None:
+    """Tightest CPU quota (in CPUs) over the hierarchy, v1 and v2 alike; None when unlimited."""
+    best: float | None = None
+    for d in dirs.get("cpu", []):
+        quota, period = _read_int(d + "/cpu.cfs_quota_us"), _read_int(d + "/cpu.cfs_period_us")
+        if quota is not None and period and quota > 0:
+            best = min(best, quota / period) if best is not None else quota / period
+    for d in dirs.get("v2", []):
+        text = _read_text(d + "/cpu.max")
+        if not text:
+            continue
+        parts = text.split()
+        if len(parts) == 2 and parts[0] != "max":
+            try:
+                q = int(parts[0]) / int(parts[1])
+            except (ValueError, ZeroDivisionError):
+                continue
+            best = min(best, q) if best is not None else q
+    return best
+
+
+def _inactive_file(stat_text: str | None, key: str) -> int:
+    for line in (stat_text or "").splitlines():
+        name, _, value = line.partition(" ")
+        if name == key:
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def cgroup_memory(dirs: dict[str, list[str]]) -> tuple[int, int] | None:
+    """(limit, used) of the cgroup with the tightest memory limit, None when unlimited.
+
+    `used` leaves out inactive page cache (the kernel reclaims it first), as `docker stats` does.
+    """
+    best: tuple[int, int] | None = None
+    for d in dirs.get("memory", []):
+        limit = _read_int(d + "/memory.limit_in_bytes")
+        if limit is None or limit >= 1 << 62:
+            continue
+        if best is None or limit < best[0]:
+            usage = _read_int(d + "/memory.usage_in_bytes") or 0
+            inactive = _inactive_file(_read_text(d + "/memory.stat"), "total_inactive_file")
+            best = (limit, max(0, usage - inactive))
+    for d in dirs.get("v2", []):
+        text = _read_text(d + "/memory.max")
+        if not text or text == "max":
+            continue
+        try:
+            limit = int(text)
+        except ValueError:
+            continue
+        if best is None or limit < best[0]:
+            usage = _read_int(d + "/memory.current") or 0
+            inactive = _inactive_file(_read_text(d + "/memory.stat"), "inactive_file")
+            best = (limit, max(0, usage - inactive))
+    return best
+
+
+def cpus_and_speed(affinity: int, quota: float | None) -> tuple[int, int]:
+    """Usable CPUs and the derived openMosix speed.
+
+    A fractional quota makes fewer, slower CPUs: 0.5 CPU -> 1 CPU at half the standard speed,
+    so the balancer sees a container as the slower node it really is.
+    """
+    if quota is None or quota >= affinity:
+        return max(1, affinity), STANDARD_SPEED
+    cpus = max(1, min(affinity, math.ceil(quota)))
+    return cpus, max(1, round(STANDARD_SPEED * quota / cpus))
+
+
+# ---------------------------------------------------------------------------------------------
+# admin state
+
+
+def default_state_dir() -> str:
+    """Where admin.json lives when `start` names no state_dir (docs/protocol.md)."""
+    if os.geteuid() == 0:
+        return "/var/lib/omview/agent"
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(base, "omview", "agent")
+
+
+def validate_admin(args: Any) -> dict[str, Any]:
+    """Check set_admin arguments; raise Fail('invalid') naming the first bad one."""
+    if not isinstance(args, dict):
+        raise Fail("invalid", "set_admin needs an object of AdminState fields")
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        if key in _ADMIN_BOOLS:
+            if not isinstance(value, bool):
+                raise Fail("invalid", f"{key} must be true or false")
+        elif key in _ADMIN_INTS:
+            lo, hi = _ADMIN_INTS[key]
+            if value is None and key == "speed":
+                pass
+            elif isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                extra = " or null" if key == "speed" else ""
+                raise Fail("invalid", f"{key} must be an integer from {lo} to {hi}{extra}")
+        else:
+            raise Fail("invalid", f"unknown admin setting {key!r}")
+        out[key] = value
+    return out
+
+
+class AdminStore:
+    """The admin state kept in STATE_DIR/admin.json, so it survives agent restarts.
+
+    The file is replaced atomically (temporary file in the same folder, fsync, rename) so a crash
+    never leaves half a file; the folder is 0700 and the file 0600 because the state is the
+    administrator's.
+    """
+
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = state_dir
+        self.path = os.path.join(state_dir, "admin.json")
+
+    def load(self) -> dict[str, Any]:
+        state = dict(ADMIN_DEFAULTS)
+        data = _read(self.path, 1 << 20)
+        if data:
+            try:
+                saved = json.loads(data)
+                state.update(validate_admin({k: v for k, v in saved.items() if k in ADMIN_DEFAULTS}))
+            except (ValueError, AttributeError, Fail) as exc:
+                _log(f"ignoring unreadable {self.path}: {exc}")
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".admin.", suffix=".tmp", dir=self.state_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(json.dumps(state, indent=1, sort_keys=True).encode() + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        dfd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+class HpcAdmin:
+    """Admin flags of an openMosix kernel: /proc/hpc/admin/* read and written as "0"/"1"/number.
+
+    `stopped` has no file there (mosctl stop goes through setpe), so it stays in admin.json.
+    """
+
+    def __init__(self, hpc_root: str, store: AdminStore) -> None:
+        self.admin_dir = os.path.join(hpc_root, "admin")
+        self.store = store
+
+    def load(self) -> dict[str, Any]:
+        state = dict(ADMIN_DEFAULTS)
+        state["stopped"] = self.store.load()["stopped"]
+        for key, name in HPC_ADMIN_FILES.items():
+            value = _read_int(os.path.join(self.admin_dir, name))
+            if value is None:
+                continue
+            state[key] = bool(value) if key in _ADMIN_BOOLS else value
+        return state
+
+    def save(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            if key == "stopped":
+                saved = self.store.load()
+                saved["stopped"] = value
+                self.store.save(saved)
+                continue
+            if value is None:
+                raise Fail("invalid", "an openMosix kernel always has a speed: give a number")
+            text = str(int(value)) + "\n"
+            try:
+                with open(os.path.join(self.admin_dir, HPC_ADMIN_FILES[key]), "w") as f:
+                    f.write(text)
+            except PermissionError as exc:
+                raise Fail("denied", f"cannot write {HPC_ADMIN_FILES[key]}: {exc}") from None
+            except OSError as exc:
+                raise Fail("failed", f"cannot write {HPC_ADMIN_FILES[key]}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# the sampler
+
+
+class _Proc:
+    """What the sampler remembers of one process between samples (slots: 1000s of them)."""
+
+    __slots__ = ("pid", "start", "fd", "sfd", "sched", "raw", "comm", "ppid", "state", "nice", "ticks",
+                 "nthreads", "rss", "info", "sent", "idle", "seen")
+
+    def __init__(self, pid: int, start: int, fd: int, sfd: int) -> None:
+        self.pid = pid
+        self.start = start
+        self.fd = fd  # kept open on /proc/PID/stat, -1 when over the fd budget
+        self.sfd = sfd  # kept open on /proc/PID/schedstat, -1 when not used
+        self.sched: bytes | None = b""  # None: read stat at the next sample whatever schedstat says
+        self.raw = b""
+        self.comm = b""
+        self.ppid = 0
+        self.state = ""
+        self.nice = 0
+        self.ticks = 0
+        self.nthreads = 1
+        self.rss = 0
+        self.idle = 0  # samples in a row it did not run
+        self.seen = 0.0  # monotonic time of the last stat read
+        self.info: dict[str, Any] = {}  # the ProcInfo as last sent
+        self.sent = False
+
+
+class Sampler:
+    """Builds NodeSample dicts and process-table deltas from /proc (and /proc/hpc when present)."""
+
+    def __init__(self, proc: str = "/proc", hpc_root: str | None = None, node_id: int | None = None,
+                 proc_root: str = "/proc", procs: bool = True) -> None:
+        self.proc = proc
+        self.procs_enabled = procs
+        self.hpc_root = hpc_root if hpc_root and os.path.isdir(hpc_root) else None
+        self.backend = "hpc" if self.hpc_root else "linux"
+        self.proc_root = proc_root
+        self.node_id = node_id
+        if self.hpc_root and node_id is None:
+            self.node_id = _read_int(os.path.join(self.hpc_root, "admin", "mospe"))
+        self.table: dict[int, _Proc] = {}
+        self.runq: float | None = None
+        self.last_mono: float | None = None
+        self.last_uptime_ticks = 0.0
+        self.last_pid_field = b""
+        self.listed: set[str] = set()  # names in /proc at the last listing
+        self.scans = 0
+        self.own_pid = os.getpid()
+        self.users: dict[int, str] = {}
+        uptime = self._uptime()
+        self.btime = time.time() - uptime
+        self.cg = cgroup_dirs(proc + "/self")
+        # Two fds per process (stat and schedstat); over the budget files are opened per read.
+        self.fd_budget = (_raise_fd_limit() - 64) // 2
+        probe = _read(proc + "/self/schedstat", 256) or b""
+        self.use_sched = bool(probe.split()) and probe.split()[0] != b"0"
+
+    # -- helpers
+
+    def _uptime(self) -> float:
+        text = _read_text(self.proc + "/uptime")
+        try:
+            return float(text.split()[0]) if text else 0.0
+        except ValueError:
+            return 0.0
+
+    def _user(self, uid: int) -> str:
+        name = self.users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = str(uid)
+            self.users[uid] = name
+        return name
+
+    def _cmd(self, pid: int, comm: bytes) -> str:
+        data = _read(f"{self.proc}/{pid}/cmdline", 1 << 16)
+        if data:
+            return data.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+        return "[" + comm.decode("utf-8", "replace") + "]"
+
+    def _hpc_proc(self, pid: int) -> dict[str, Any]:
+        base = f"{self.proc_root}/{pid}/"
+        return {
+            "where": _read_int(base + "where") or 0,
+            "lock": bool(_read_int(base + "lock") or 0),
+            "cantmove": _read_text(base + "cantmove") or "",
+            "nmigs": _read_int(base + "nmigs") or 0,
+        }
+
+    def _runnable_threads(self, pid: int, exclude_tid: int) -> int:
+        try:
+            tids = os.listdir(f"{self.proc}/{pid}/task")
+        except OSError:
+            return 0
+        n = 0
+        for tid in tids:
+            if pid == self.own_pid and int(tid) == exclude_tid:
+                continue
+            data = _read(f"{self.proc}/{pid}/task/{tid}/stat", 1024)
+            if data and data[data.rindex(b")") + 2:data.rindex(b")") + 3] == b"R":
+                n += 1
+        return n
+
+    def _new_pids(self, force: bool) -> list[int]:
+        """PIDs in /proc that were not there at the last listing.
+
+        /proc/loadavg's last field is the last PID handed out in our PID namespace: while it does
+        not move no process can have appeared (exits are seen by the reads themselves), so the
+        listing is skipped, except once per LIST_EVERY samples as a safety net.
+        """
+        loadavg = _read(self.proc + "/loadavg", 256) or b""
+        last = loadavg.rsplit(b" ", 1)[-1]
+        if not force and last and last == self.last_pid_field and self.scans % LIST_EVERY:
+            return []
+        self.last_pid_field = last
+        names = set(os.listdir(self.proc))
+        fresh = names - self.listed if not force else names
+        self.listed = names
+        return [int(n) for n in fresh if n.isdigit()]
+
+    def invalidate(self, pid: int) -> None:
+        """Re-read this process's stat at the next sample (we just changed it, e.g. reniced it)."""
+        p = self.table.get(pid)
+        if p is not None:
+            p.sched = None
+
+    def close(self) -> None:
+        for p in self.table.values():
+            _close(p)
+        self.table.clear()
+        self.listed = set()
+        self.runq = None
+        self.last_mono = None
+
+    # -- one sample
+
+    def sample(self, full: bool, admin: dict[str, Any]) -> dict[str, Any]:
+        """Scan /proc once and return {"node": NodeSample, "procs": delta} (procs None if disabled)."""
+        exclude_tid = threading.get_native_id()
+        mono = time.monotonic()
+        dt = (mono - self.last_mono) if self.last_mono is not None else 0.0
+        uptime = self._uptime()
+        up_ticks = uptime * CLK_TCK
+        since_ticks = self.last_uptime_ticks if self.last_mono is not None else up_ticks
+        want_procs = self.procs_enabled
+        hpc = self.backend == "hpc" and want_procs
+        cpu_scale = 100.0 / (CLK_TCK * dt) if dt > 0 else 0.0
+
+        table = self.table
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        gone: list[list[int]] = []
+        runnable = 0
+        total_ticks = 0
+        pread = os.pread
+        stat_fmt = self.proc + "/%d/stat"
+        procs = list(table.values())
+
+        # Pass 1, cheap: which processes ran since the last sample? /proc/PID/schedstat (run
+        # time, wait time, timeslices) costs the kernel less than half of stat. Unchanged means
+        # the process has not run, so its stat is unchanged too, except nice, ppid and rss, which
+        # others can change: every process's stat is re-read once per LIST_EVERY samples for them.
+        if self.use_sched and not full:
+            stale: list[_Proc] = []
+            for p in procs[self.scans % REFRESH_EVERY::REFRESH_EVERY]:
+                p.sched = None
+                p.idle = 0
+            phase = self.scans % DORMANT_EVERY
+            for p in procs:
+                if p.idle >= DORMANT_AFTER and p.pid % DORMANT_EVERY != phase:
+                    if p.state == "R":
+                        runnable += 1
+                    continue
+                try:
+                    if p.sfd >= 0:
+                        sched = pread(p.sfd, 128, 0)
+                    else:
+                        sched = _read(f"{self.proc}/{p.pid}/schedstat", 128) or b""
+                except OSError:
+                    sched = b""
+                if sched == p.sched:
+                    p.idle += 1
+                    if p.state == "R":
+                        runnable += 1  # waiting for a CPU all along
+                    if p.sent and p.info["cpu"]:
+                        p.info["cpu"] = 0.0
+                        changed.append({"pid": p.pid, "start": p.start, "cpu": 0.0})
+                else:
+                    p.sched = sched
+                    p.idle = 0
+                    stale.append(p)
+        else:
+            stale = procs
+
+        # Pass 2: read and parse stat of the processes that ran (all of them for a full sample).
+        for p in stale:
+            pid = p.pid
+            try:
+                if p.fd >= 0:
+                    data = pread(p.fd, 1024, 0)
+                else:
+                    data = _read(stat_fmt % pid, 1024) or b""
+            except OSError:
+                data = b""
+            if data == p.raw:
+                p.seen = mono
+                if p.state == "R":
+                    runnable += 1
+                if want_procs and p.sent and p.info["cpu"]:
+                    p.info["cpu"] = 0.0
+                    if not full:
+                        changed.append({"pid": pid, "start": p.start, "cpu": 0.0})
+                continue
+            try:
+                comm, f = parse_stat(data)
+                start = int(f[19])
+            except (ValueError, IndexError):
+                start = -1
+            if start != p.start:
+                # exited (empty read) or, without a kept fd, the PID now belongs to someone else
+                del table[pid]
+                _close(p)
+                self.listed.discard(str(pid))  # so a reused PID is listed as new
+                if p.sent and not full:
+                    gone.append([pid, p.start])
+                continue
+            ticks = int(f[11]) + int(f[12])
+            delta = ticks - p.ticks
+            total_ticks += delta
+            span = mono - p.seen
+            p.seen = mono
+            p.raw = data
+            p.ticks = ticks
+            p.state = f[0].decode()
+            p.ppid = int(f[1])
+            p.nice = int(f[16])
+            p.nthreads = int(f[17])
+            p.rss = int(f[21]) * PAGE_SIZE
+            if pid == self.own_pid or (p.nthreads > 1 and delta > 0):
+                runnable += self._runnable_threads(pid, exclude_tid)
+            elif p.state == "R":
+                runnable += 1
+            ident: dict[str, Any] = {}
+            if comm != p.comm:
+                p.comm = comm  # exec'd: new program, maybe new owner
+                ident = self._refresh_identity(p)
+            if want_procs:
+                cpu = round(delta * 100.0 / (CLK_TCK * span), 1) if delta and span > 0 else 0.0
+                if full or not p.sent:
+                    p.info["cpu"] = cpu  # reported below with all fields
+                else:
+                    self._delta(p, cpu, ident, changed)
+
+        # Pass 3: processes that appeared.
+        for pid in self._new_pids(full):
+            if pid in table:
+                continue
+            fresh = self._new_proc(pid, stat_fmt % pid)
+            if fresh is None:
+                continue
+            p = fresh
+            if p.nthreads > 1:
+                runnable += self._runnable_threads(pid, exclude_tid)
+            elif p.state == "R":
+                runnable += 1
+            if self.last_mono is not None and p.start >= since_ticks:
+                # born since the last sample: all its CPU time is from this interval
+                total_ticks += p.ticks
+                p.info["cpu"] = round(p.ticks * cpu_scale, 1)
+
+        if hpc and not full:
+            for p in table.values():
+                if p.sent:
+                    self._hpc_delta(p, changed)
+
+        if want_procs:
+            for p in table.values():
+                if full or not p.sent:
+                    self._fill_info(p, hpc)
+                    new.append(dict(p.info))
+                    p.sent = True
+
+        self.scans += 1
+        self.last_mono = mono
+        self.last_uptime_ticks = up_ticks
+        node = self._node(dt, runnable, total_ticks, uptime, len(table), admin)
+        table_delta: dict[str, Any] | None = None
+        if want_procs:
+            table_delta = {"full": full, "new": new, "changed": changed, "gone": gone}
+        return {"node": node, "procs": table_delta}
+
+    def _new_proc(self, pid: int, path: str) -> _Proc | None:
+        fd = sfd = -1
+        sched = b""
+        try:
+            if len(self.table) < self.fd_budget:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                if self.use_sched:
+                    sfd = os.open(path[:-4] + "schedstat", os.O_RDONLY | os.O_CLOEXEC)
+                    sched = os.pread(sfd, 128, 0)
+                data = os.pread(fd, 1024, 0)
+            else:
+                data = _read(path, 1024) or b""
+            comm, f = parse_stat(data)
+            start = int(f[19])
+        except (OSError, ValueError, IndexError):
+            for d in (fd, sfd):
+                if d >= 0:
+                    os.close(d)
+            return None
+        p = _Proc(pid, start, fd, sfd)
+        p.sched = sched
+        p.raw = data
+        p.comm = comm
+        p.state = f[0].decode()
+        p.ppid = int(f[1])
+        p.nice = int(f[16])
+        p.nthreads = int(f[17])
+        p.rss = int(f[21]) * PAGE_SIZE
+        p.ticks = int(f[11]) + int(f[12])
+        p.seen = time.monotonic()
+        p.info = {"pid": pid, "start": start, "cpu": 0.0}
+        self._refresh_identity(p)
+        self.table[pid] = p
+        return p
+
+    def _refresh_identity(self, p: _Proc) -> dict[str, Any]:
+        """Owner and command line, read only for new or exec'd processes; returns what changed."""
+        try:
+            uid = os.stat(f"{self.proc}/{p.pid}").st_uid
+        except OSError:
+            uid = -1
+        now = {"user": self._user(uid) if uid >= 0 else "", "cmd": self._cmd(p.pid, p.comm)}
+        changed = {k: v for k, v in now.items() if p.info.get(k) != v}
+        p.info.update(changed)
+        return changed
+
+    def _fill_info(self, p: _Proc, hpc: bool) -> None:
+        info = p.info
+        info["ppid"] = p.ppid
+        info["nice"] = p.nice
+        info["state"] = p.state
+        info["rss"] = p.rss
+        info["started"] = round(self.btime + p.start / CLK_TCK, 2)
+        info.setdefault("cpu", 0.0)
+        for key, value in (("home", 0), ("where", 0), ("lock", False), ("cantmove", ""), ("nmigs", 0),
+                           ("job", ""), ("mode", "")):
+            info.setdefault(key, value)
+        if hpc:
+            info.update(self._hpc_proc(p.pid))
+        # the model's field order, for readable logs
+        order = ("pid", "start", "ppid", "user", "nice", "state", "cpu", "rss", "started", "cmd",
+                 "home", "where", "lock", "cantmove", "nmigs", "job", "mode")
+        p.info = {k: info[k] for k in order}
+
+    def _delta(self, p: _Proc, cpu: float, ch: dict[str, Any], changed: list[dict[str, Any]]) -> None:
+        """Append the fields that changed enough since they were last sent (ch: already changed)."""
+        info = p.info
+        if cpu != info["cpu"]:
+            ch["cpu"] = info["cpu"] = cpu
+        if p.state != info["state"]:
+            ch["state"] = info["state"] = p.state
+        if p.nice != info["nice"]:
+            ch["nice"] = info["nice"] = p.nice
+        if p.ppid != info["ppid"]:
+            ch["ppid"] = info["ppid"] = p.ppid
+        diff = abs(p.rss - info["rss"])
+        if diff > RSS_ABS or diff > info["rss"] * RSS_REL:
+            ch["rss"] = info["rss"] = p.rss
+        if ch:
+            ch["pid"] = p.pid
+            ch["start"] = p.start
+            changed.append(ch)
+
+    def _hpc_delta(self, p: _Proc, changed: list[dict[str, Any]]) -> None:
+        """openMosix per-process files (where, lock, ...) change without the stat file changing."""
+        now = self._hpc_proc(p.pid)
+        ch = {k: v for k, v in now.items() if p.info.get(k) != v}
+        if not ch:
+            return
+        p.info.update(ch)
+        if changed and changed[-1]["pid"] == p.pid and changed[-1]["start"] == p.start:
+            changed[-1].update(ch)
+        else:
+            ch.update({"pid": p.pid, "start": p.start})
+            changed.append(ch)
+
+    def _node(self, dt: float, runnable: int, total_ticks: int, uptime: float, nprocs: int,
+              admin: dict[str, Any]) -> dict[str, Any]:
+        if self.runq is None or dt <= 0:
+            self.runq = float(runnable)
+        else:
+            decay = math.exp(-dt / RUNQ_TAU)
+            self.runq = self.runq * decay + runnable * (1.0 - decay)
+        try:
+            affinity = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            affinity = os.cpu_count() or 1
+        cpus, speed = cpus_and_speed(affinity, cgroup_cpu_quota(self.cg))
+        if admin.get("speed"):
+            speed = int(admin["speed"])
+        load = self.runq * 100.0 / cpus * STANDARD_SPEED / speed
+        util = min(100.0, total_ticks / CLK_TCK / (dt * cpus) * 100.0) if dt > 0 else 0.0
+        vm = _psutil.virtual_memory()
+        total, used, available = int(vm.total), int(vm.total - vm.available), int(vm.available)
+        cg = cgroup_memory(self.cg)
+        if cg is not None and cg[0] < total:
+            total, used = cg
+            available = max(0, min(total - used, available))
+        node: dict[str, Any] = {
+            "time": time.time(), "hostname": socket.gethostname(), "cpus": cpus, "speed": speed,
+            "load": round(load, 1), "runq": round(self.runq, 3), "util": round(util, 1),
+            "mem_total": total, "mem_used": used, "mem_available": available,
+            "uptime": round(uptime, 2), "nprocs": nprocs, "backend": self.backend, "criu": "",
+            "admin": dict(admin),
+        }
+        if self.hpc_root is not None:
+            self._hpc_node(node)
+        return node
+
+    def _hpc_node(self, node: dict[str, Any]) -> None:
+        """Node figures from /proc/hpc/nodes/ID (HOWTO table 8-4), over the locally measured ones.
+
+        Units as this agent reads them: CPUs a count, load the openMosix load (same scale as ours:
+        100 = one standard CPU busy), speed as admin/speed, util a percentage, mem/rmem/tmem in
+        bytes: tmem = total, mem = available as openMosix believes (what its balancer uses),
+        rmem = free as Linux believes (so used = tmem - rmem).
+        """
+        if self.node_id is None:
+            return
+        base = os.path.join(self.hpc_root or "", "nodes", str(self.node_id))
+        vals = {name: _read_int(os.path.join(base, name))
+                for name in ("CPUs", "load", "speed", "mem", "rmem", "tmem", "util", "status")}
+        if vals["CPUs"]:
+            node["cpus"] = vals["CPUs"]
+        if vals["speed"]:
+            node["speed"] = vals["speed"]
+        if vals["load"] is not None:
+            node["load"] = float(vals["load"])
+            node["runq"] = round(vals["load"] * node["cpus"] * node["speed"] / (100.0 * STANDARD_SPEED), 3)
+        if vals["util"] is not None:
+            node["util"] = float(vals["util"])
+        if vals["tmem"]:
+            node["mem_total"] = vals["tmem"]
+            if vals["rmem"] is not None:
+                node["mem_used"] = max(0, vals["tmem"] - vals["rmem"])
+            if vals["mem"] is not None:
+                node["mem_available"] = vals["mem"]
+        if vals["status"] is not None:
+            node["hpc_status"] = vals["status"]
+
+
+def _close(p: _Proc) -> None:
+    for fd in (p.fd, p.sfd):
+        if fd >= 0:
+            os.close(fd)
+    p.fd = p.sfd = -1
+
+
+def _raise_fd_limit() -> int:
+    """Raise the soft open-file limit to the hard one: the sampler keeps one fd per process."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        want = min(want, 1 << 20)
+        if want > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        return int(soft)
+    except (ImportError, ValueError, OSError):
+        return 1024
+
+
+def _log(text: str) -> None:
+    try:
+        sys.stderr.write(f"omview-agent: {text}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+_psutil: Any = None
+
+
+# ---------------------------------------------------------------------------------------------
+# the agent
+
+
+class Agent:
+    """Serves requests from `inp` and pushes samples to `out` (JSON lines)."""
+
+    def __init__(self, inp: Any, out: Any) -> None:
+        self.inp = inp
+        self.out = out
+        self.out_lock = threading.Lock()
+        self.lock = threading.Lock()  # sampler state, admin state, start/stop
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self.sampler: Sampler | None = None
+        self.interval = 1.0
+        self.next_due: float | None = None
+        self.need_full = True
+        self.seq = 0
+        self.state_dir: str | None = None
+        self.hpc_root = "/proc/hpc"
+        self.admin_cache: dict[str, Any] | None = None
+        self.thread = threading.Thread(target=self._sample_loop, name="omview-sampler", daemon=True)
+
+    # -- output
+
+    def send(self, obj: dict[str, Any]) -> None:
+        line = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
+        with self.out_lock:
+            try:
+                self.out.write(line + b"\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                # the workstation went away; nothing left to serve
+                os._exit(0)
+
+    # -- admin
+
+    def _admin(self) -> AdminStore | HpcAdmin:
+        store = AdminStore(self.state_dir or default_state_dir())
+        if os.path.isdir(self.hpc_root):
+            return HpcAdmin(self.hpc_root, store)
+        return store
+
+    def admin_state(self) -> dict[str, Any]:
+        if self.admin_cache is None or os.path.isdir(self.hpc_root):
+            self.admin_cache = self._admin().load()
+        return dict(self.admin_cache)
+
+    # -- sampling
+
+    def _sample_loop(self) -> None:
+        while not self.stop.is_set():
+            self.wake.clear()
+            with self.lock:
+                due = self.next_due
+            if due is None:
+                self.wake.wait()
+                continue
+            delay = due - time.monotonic()
+            if delay > 0:
+                self.wake.wait(delay)
+                continue
+            with self.lock:
+                if self.next_due is None or self.sampler is None:
+                    continue
+                self._push(self.need_full)
+                self.need_full = False
+                now = time.monotonic()
+                self.next_due += self.interval
+                if self.next_due < now:
+                    self.next_due = now + self.interval
+
+    def _push(self, full: bool) -> int:
+        """Take one sample and write it; called with self.lock held so seq order is line order."""
+        assert self.sampler is not None
+        admin = self.admin_state()
+        try:
+            result = self.sampler.sample(full, admin)
+        except Exception as exc:  # a sampling bug must not kill the agent; say so and go on
+            _log(f"sample failed: {exc!r}")
+            return self.seq
+        self.seq += 1
+        msg: dict[str, Any] = {"type": "sample", "seq": self.seq, "node": result["node"]}
+        if result["procs"] is not None:
+            msg["procs"] = result["procs"]
+        self.send(msg)
+        return self.seq
+
+    # -- requests
+
+    def serve(self) -> None:
+        self.thread.start()
+        try:
+            while True:
+                line = self.inp.readline()
+                if not line:
+                    break  # EOF: the workstation went away
+                if not line.strip():
+                    continue
+                if not self.handle_line(line):
+                    break
+        finally:
+            self.stop.set()
+            self.wake.set()
+            self.thread.join(timeout=5)
+            with self.lock:
+                if self.sampler is not None:
+                    self.sampler.close()
+
+    def handle_line(self, line: bytes) -> bool:
+        """Serve one request line; False when the agent should exit."""
+        req_id: Any = None
+        try:
+            try:
+                req = json.loads(line)
+            except ValueError as exc:
+                raise Fail("invalid", f"not a JSON line: {exc}") from None
+            if not isinstance(req, dict):
+                raise Fail("invalid", "a request must be a JSON object")
+            req_id = req.get("id")
+            op = req.get("op")
+            args = req.get("args", {})
+            if args is None:
+                args = {}
+            if not isinstance(op, str) or not isinstance(args, dict):
+                raise Fail("invalid", "a request needs a string 'op' and an object 'args'")
+            handler = getattr(self, "op_" + op, None) if op.isidentifier() else None
+            if handler is None:
+                raise Fail("invalid", f"unknown op {op!r}")
+            result = handler(args)
+        except Fail as exc:
+            self.send({"type": "reply", "id": req_id, "ok": False, "error": str(exc), "code": exc.code})
+            return True
+        except Exception as exc:  # never crash on a request: report it
+            _log(f"request failed: {exc!r}")
+            self.send({"type": "reply", "id": req_id, "ok": False, "error": f"agent error: {exc}",
+                       "code": "failed"})
+            return True
+        self.send({"type": "reply", "id": req_id, "ok": True, "result": result})
+        return op != "shutdown"
+
+    def op_ping(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"time": time.time()}
+
+    def op_shutdown(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def op_start(self, args: dict[str, Any]) -> dict[str, Any]:
+        interval = args.get("interval", 1)
+        number = isinstance(interval, (int, float)) and not isinstance(interval, bool)
+        if not number or not 0.05 <= interval <= 3600:
+            raise Fail("invalid", "interval must be a number of seconds from 0.05 to 3600")
+        for key in ("state_dir", "hpc_root", "proc_root"):
+            if key in args and not isinstance(args[key], str):
+                raise Fail("invalid", f"{key} must be a path")
+        node_id = args.get("node_id")
+        if node_id is not None and (isinstance(node_id, bool) or not isinstance(node_id, int)):
+            raise Fail("invalid", "node_id must be an integer")
+        procs = args.get("procs", True)
+        if not isinstance(procs, bool):
+            raise Fail("invalid", "procs must be true or false")
+        with self.lock:
+            if self.sampler is not None:
+                self.sampler.close()
+            self.state_dir = args.get("state_dir") or self.state_dir
+            self.hpc_root = args.get("hpc_root", "/proc/hpc")
+            self.admin_cache = None
+            self.sampler = Sampler(hpc_root=self.hpc_root, node_id=node_id,
+                                   proc_root=args.get("proc_root", "/proc"), procs=procs)
+            self.interval = float(interval)
+            self.need_full = True
+            self.next_due = time.monotonic()
+            backend = self.sampler.backend
+        self.wake.set()
+        return {"hostname": socket.gethostname(), "backend": backend}
+
+    def op_sample_now(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            if self.sampler is None:
+                raise Fail("invalid", "send start first")
+            seq = self._push(True)
+            self.need_full = False
+        return {"seq": seq}
+
+    def op_get_admin(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return self.admin_state()
+
+    def op_set_admin(self, args: dict[str, Any]) -> dict[str, Any]:
+        changes = validate_admin(args)
+        with self.lock:
+            target = self._admin()
+            if isinstance(target, HpcAdmin):
+                target.save(changes)
+            else:
+                state = self.admin_state()
+                state.update(changes)
+                try:
+                    target.save(state)
+                except PermissionError as exc:
+                    raise Fail("denied", f"cannot save the admin state: {exc}") from None
+                except OSError as exc:
+                    raise Fail("failed", f"cannot save the admin state: {exc}") from None
+            self.admin_cache = None
+            return self.admin_state()
+
+    @staticmethod
+    def _target(args: dict[str, Any]) -> tuple[int, int]:
+        pid, start = args.get("pid"), args.get("start")
+        for name, value in (("pid", pid), ("start", start)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "pid" else 0):
+                raise Fail("invalid", f"{name} must be a non-negative integer")
+        assert isinstance(pid, int) and isinstance(start, int)
+        return pid, start
+
+    @staticmethod
+    def _check_alive(pid: int, start: int) -> None:
+        if stat_start(pid) != start:
+            raise Fail("stale", f"process {pid} is gone or its PID was reused (start time differs); "
+                                "refresh and try again")
+
+    def op_signal(self, args: dict[str, Any]) -> dict[str, Any]:
+        pid, start = self._target(args)
+        name = args.get("sig")
+        if not isinstance(name, str) or name.upper().removeprefix("SIG") not in SIGNALS:
+            raise Fail("invalid", f"sig must be one of {', '.join(SIGNALS)}")
+        sig = SIGNALS[name.upper().removeprefix("SIG")]
+        pidfd = -1
+        try:
+            # With a pidfd the check and the kill address the same process even if the PID is
+            # reused in between: the fd pins the process we checked.
+            if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except ProcessLookupError:
+                    raise Fail("stale", f"process {pid} is gone; refresh and try again") from None
+                except OSError:
+                    pidfd = -1
+            self._check_alive(pid, start)
+            if pidfd >= 0:
+                signal.pidfd_send_signal(pidfd, sig)
+            else:
+                os.kill(pid, sig)
+        except PermissionError:
+            raise Fail("denied", f"not allowed to send SIG{name.upper().removeprefix('SIG')} "
+                                 f"to process {pid}") from None
+        except ProcessLookupError:
+            raise Fail("stale", f"process {pid} is gone; refresh and try again") from None
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+        return {}
+
+    def op_renice(self, args: dict[str, Any]) -> dict[str, Any]:
+        pid, start = self._target(args)
+        nice = args.get("nice")
+        if isinstance(nice, bool) or not isinstance(nice, int) or not -20 <= nice <= 19:
+            raise Fail("invalid", "nice must be an integer from -20 to 19")
+        self._check_alive(pid, start)
+        # setpriority(PRIO_PROCESS, pid) changes one thread on Linux; renice every thread so the
+        # whole process gets the new priority.
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            tids = [pid]
+        try:
+            for tid in tids:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, tid, nice)
+                except ProcessLookupError:
+                    if tid == pid:
+                        raise
+        except PermissionError:
+            raise Fail("denied", f"not allowed to renice process {pid} to {nice}") from None
+        except ProcessLookupError:
+            raise Fail("stale", f"process {pid} is gone; refresh and try again") from None
+        with self.lock:
+            if self.sampler is not None:
+                self.sampler.invalidate(pid)
+        data = _read(f"/proc/{pid}/stat", 1024)
+        try:
+            now = int(parse_stat(data or b"")[1][16])
+        except (ValueError, IndexError):
+            now = nice
+        return {"nice": now}
+
+
+def main() -> None:
+    """Run the agent on this node's stdin/stdout until EOF or `shutdown`."""
+    global _psutil
+    try:
+        import psutil
+    except ImportError:
+        sys.stdout.write(json.dumps(_FATAL_PSUTIL) + "\n")
+        sys.stdout.flush()
+        sys.exit(3)
+    _psutil = psutil
+    agent = Agent(sys.stdin.buffer, sys.stdout.buffer)
+    agent.send({
+        "type": "hello", "version": PROTOCOL_VERSION, "hostname": socket.gethostname(),
+        "pid": os.getpid(), "backend": "hpc" if os.path.isdir("/proc/hpc") else "linux",
+        "python": platform.python_version(), "psutil": psutil.__version__,
+    })
+    agent.serve()
+
+
+if __name__ in ("__main__", "omview-agent"):
+    main()
