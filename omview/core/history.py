@@ -1,0 +1,1023 @@
+"""The history store: what the collector writes and what the analyzer and the history browser read.
+
+One SQLite database (WAL) per history directory, ``<dir>/history.sqlite``; rotated copies live in
+dated folders beside it, ``<dir>/backup-YYYYmmddTHHMMSSZ/history.sqlite``. Why SQLite: one file that
+survives a kill -9 (WAL, one transaction per tick), readers never block the writer, and the
+analyzer gets indexed time ranges instead of parsing log files as openMosixview did.
+
+Size is the design constraint: 100 nodes at 1 Hz are 8.6 million samples a day, which as plain rows
+cost ~40 bytes each. So recent samples go into a row table (``samples``, written every tick, what
+makes a kill -9 lose at most one interval) and every ``chunk_seconds`` closed windows are packed
+per node into compressed column blocks (``sample_chunks``: delta-coded, byte-shuffled, zlib), about
+3 bytes a sample. Processes are stored as changes: a row per process life (appeared/vanished, keyed
+by node/pid/start) and cpu/rss points only when they moved, packed the same way per hour.
+
+A node that is down gets ``up = 0`` rows with no values, never zeros: readers turn them (and any
+silence longer than a few intervals) into NaN, which plots as a gap.
+
+Nothing here imports Qt; numpy is used for packing and for the readers' downsampling, because a
+12 h × 100 node plot must be read back in well under a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+import sqlite3
+import stat
+import struct
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from omview.core.model import NodeSample, ProcInfo
+
+log = logging.getLogger("omview.history")
+
+DB_NAME = "history.sqlite"
+BACKUP_PREFIX = "backup-"
+SCHEMA_VERSION = 2
+#: Samples are packed per node per window of this many seconds (600 samples at 1 Hz).
+CHUNK_SECONDS = 600.0
+#: Process cpu/rss points are sparse; an hour per block keeps the per-block overhead small.
+PROC_CHUNK_SECONDS = 3600.0
+#: A process point is written when cpu moved this many percentage points ...
+CPU_STEP = 2.0
+#: ... or its RSS by this fraction (at least RSS_MIN_STEP bytes).
+RSS_STEP = 1 / 32
+RSS_MIN_STEP = 256 << 10
+#: Batches kept in memory while the disk refuses writes (one per tick: an hour at 1 Hz).
+MAX_BACKLOG = 3600
+
+Array = npt.NDArray[np.float64]
+
+
+class HistoryError(Exception):
+    """A history directory or database that cannot be used; the text says why and where."""
+
+
+# --------------------------------------------------------------------------- schema
+
+# Version 1 was the first layout (no migrations table; the migration engine came later). It is
+# kept verbatim so tests can build an old database and check that it opens after an upgrade.
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE nodes (
+    id INTEGER PRIMARY KEY, address TEXT NOT NULL DEFAULT '', name TEXT NOT NULL DEFAULT '',
+    hostname TEXT NOT NULL DEFAULT '', cpus INTEGER, speed INTEGER, mem_total INTEGER,
+    first_seen REAL
+);
+CREATE TABLE samples (
+    node INTEGER NOT NULL, t REAL NOT NULL, up INTEGER NOT NULL,
+    load REAL, speed INTEGER, cpus INTEGER, mem_used INTEGER, mem_total INTEGER, mem_available INTEGER
+);
+CREATE INDEX samples_node_t ON samples (node, t);
+CREATE INDEX samples_t ON samples (t);
+CREATE TABLE sample_chunks (node INTEGER NOT NULL, t0 REAL NOT NULL, t1 REAL NOT NULL, n INTEGER NOT NULL,
+                            data BLOB NOT NULL);
+CREATE INDEX sample_chunks_node_t ON sample_chunks (node, t0);
+CREATE TABLE checkpoints (t REAL NOT NULL, label TEXT NOT NULL DEFAULT '');
+CREATE INDEX checkpoints_t ON checkpoints (t);
+CREATE TABLE procs (
+    id INTEGER PRIMARY KEY, node INTEGER NOT NULL, pid INTEGER NOT NULL, start INTEGER NOT NULL,
+    ppid INTEGER NOT NULL DEFAULT 0, user TEXT NOT NULL DEFAULT '', cmd TEXT NOT NULL DEFAULT '',
+    started REAL NOT NULL DEFAULT 0, appeared REAL NOT NULL, vanished REAL
+);
+CREATE UNIQUE INDEX procs_key ON procs (node, pid, start);
+CREATE INDEX procs_appeared ON procs (appeared);
+CREATE INDEX procs_vanished ON procs (vanished);
+CREATE TABLE proc_points (proc INTEGER NOT NULL, t REAL NOT NULL, cpu REAL NOT NULL, rss INTEGER NOT NULL);
+CREATE INDEX proc_points_proc_t ON proc_points (proc, t);
+CREATE INDEX proc_points_t ON proc_points (t);
+CREATE TABLE proc_chunks (proc INTEGER NOT NULL, t0 REAL NOT NULL, t1 REAL NOT NULL, n INTEGER NOT NULL,
+                          data BLOB NOT NULL);
+CREATE INDEX proc_chunks_proc_t ON proc_chunks (proc, t0);
+"""
+
+_UPGRADE_1_TO_2 = """
+CREATE TABLE migrations (
+    id INTEGER PRIMARY KEY, t REAL NOT NULL, pid INTEGER NOT NULL DEFAULT 0, start INTEGER NOT NULL DEFAULT 0,
+    cmd TEXT NOT NULL DEFAULT '', src INTEGER NOT NULL DEFAULT 0, dst INTEGER NOT NULL DEFAULT 0,
+    result TEXT NOT NULL DEFAULT '', frozen REAL, reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX migrations_t ON migrations (t);
+"""
+
+#: upgrades[v] turns a version-v database into version v+1.
+_UPGRADES: dict[int, str] = {1: _UPGRADE_1_TO_2}
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript("BEGIN;" + _SCHEMA_V1 + "PRAGMA user_version = 1; COMMIT;")
+    _upgrade(conn)
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise HistoryError(f"history database version {version} is newer than this omview ({SCHEMA_VERSION})")
+    while version < SCHEMA_VERSION:
+        log.info("upgrading history database from version %d to %d", version, version + 1)
+        conn.executescript(f"BEGIN; {_UPGRADES[version]} PRAGMA user_version = {version + 1}; COMMIT;")
+        version += 1
+
+
+# --------------------------------------------------------------------------- directories
+
+
+def default_history_dir() -> Path:
+    """/var/lib/omcollector for root (the unit's StateDirectory), else under the user's data home."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/omcollector")
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "omview" / "history"
+
+
+def ensure_history_dir(directory: str | os.PathLike[str]) -> Path:
+    """Create the directory 0700, or check that an existing one is ours and private.
+
+    openMosixview's collector wrote fixed names under /tmp (CVE-2005-0894): anyone could plant a
+    symlink there. We refuse a symlink, a directory owned by someone else, and tighten our own
+    directory to 0700 if it was left open.
+    """
+    path = Path(directory).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        found = "a symlink" if stat.S_ISLNK(st.st_mode) else "a file"
+        raise HistoryError(f"{path}: expected a directory, found {found}")
+    if st.st_uid != os.geteuid():
+        raise HistoryError(f"{path}: owned by uid {st.st_uid}, not by us (uid {os.geteuid()}); refusing to use it")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        log.warning("%s: mode %o tightened to 0700", path, stat.S_IMODE(st.st_mode))
+        os.chmod(path, 0o700)
+    return path
+
+
+# --------------------------------------------------------------------------- packing
+
+_DTYPES: tuple[np.dtype[Any], ...] = (np.dtype("<i1"), np.dtype("<i2"), np.dtype("<i4"), np.dtype("<i8"))
+_RANGES = tuple((-(1 << (8 * d.itemsize - 1)), (1 << (8 * d.itemsize - 1)) - 1) for d in _DTYPES)
+_PACK_VERSION = 1
+
+
+def pack_columns(columns: Sequence[npt.NDArray[np.int64]]) -> bytes:
+    """Integer columns of one length → a compact blob: delta-coded, narrowest type, byte-shuffled, zlib.
+
+    Delta coding turns slowly moving values (times, memory, constants) into small numbers; byte
+    shuffling puts their mostly-zero high bytes together, which is what zlib compresses best.
+    """
+    n = len(columns[0]) if columns else 0
+    header = struct.pack("<BIB", _PACK_VERSION, n, len(columns))
+    codes = bytearray()
+    body = []
+    for col in columns:
+        d = np.diff(np.asarray(col, dtype=np.int64), prepend=np.int64(0))
+        lo, hi = (int(d.min()), int(d.max())) if n else (0, 0)
+        code = next(i for i, (a, b) in enumerate(_RANGES) if a <= lo and hi <= b)
+        codes.append(code)
+        raw = d.astype(_DTYPES[code])
+        size = _DTYPES[code].itemsize
+        body.append(raw.view(np.uint8).reshape(n, size).T.tobytes() if size > 1 else raw.tobytes())
+    return header + bytes(codes) + zlib.compress(b"".join(body), 6)
+
+
+def unpack_columns(blob: bytes) -> list[npt.NDArray[np.int64]]:
+    version, n, k = struct.unpack_from("<BIB", blob)
+    if version != _PACK_VERSION:
+        raise HistoryError(f"unknown block format {version}")
+    codes = blob[6 : 6 + k]
+    raw = zlib.decompress(blob[6 + k :])
+    out = []
+    pos = 0
+    for code in codes:
+        dt = _DTYPES[code]
+        size = dt.itemsize * n
+        part = np.frombuffer(raw, dtype=np.uint8, count=size, offset=pos)
+        pos += size
+        if dt.itemsize > 1:
+            part = np.ascontiguousarray(part.reshape(dt.itemsize, n).T)
+        out.append(np.cumsum(part.view(dt), dtype=np.int64))
+    return out
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class NodeRecord:
+    id: int
+    address: str = ""
+    name: str = ""
+    hostname: str = ""
+    cpus: int | None = None
+    speed: int | None = None
+    mem_total: int | None = None
+    first_seen: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.hostname or self.address or str(self.id)
+
+
+@dataclass
+class Checkpoint:
+    t: float
+    label: str = ""
+
+
+@dataclass
+class MigrationRecord:
+    """One migration attempt, as the migration engine reported it; `frozen` is the process's stop time in s."""
+
+    t: float
+    pid: int = 0
+    start: int = 0
+    cmd: str = ""
+    src: int = 0
+    dst: int = 0
+    result: str = ""
+    frozen: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class ProcRecord:
+    """A process life; `vanished` is None while it runs. cpu/rss are the values at the time asked for."""
+
+    node: int
+    pid: int
+    start: int
+    ppid: int = 0
+    user: str = ""
+    cmd: str = ""
+    started: float = 0.0
+    appeared: float = 0.0
+    vanished: float | None = None
+    cpu: float | None = None
+    rss: int | None = None
+
+
+@dataclass
+class ProcLife:
+    proc: ProcRecord
+    t: Array
+    cpu: Array
+    rss: Array
+
+
+@dataclass
+class Band:
+    """One column of a series: per sample (min = max = mean) or per bucket when downsampled."""
+
+    min: Array
+    max: Array
+    mean: Array
+
+
+_SERIES_COLUMNS = ("load", "speed", "cpus", "mem_used", "mem_total", "mem_available")
+
+
+@dataclass
+class SampleSeries:
+    """A node's samples between two times, ready to plot. NaN marks a gap (down, or not recorded).
+
+    Raw (`width == 0`): one row per sample. Downsampled: one row per bucket of `width` seconds starting
+    at `t`, each column's min, max and mean over the bucket; `up` is the fraction of the bucket's
+    samples that had the node up. `line()` gives the min/max polyline that keeps every spike visible.
+    """
+
+    node: int
+    t: Array
+    up: Array
+    load: Band
+    speed: Band
+    cpus: Band
+    mem_used: Band
+    mem_total: Band
+    mem_available: Band
+    width: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def line(self, column: str = "load") -> tuple[Array, Array]:
+        band: Band = getattr(self, column)
+        if self.width == 0:
+            return self.t, band.mean
+        t = np.repeat(self.t, 2) + np.tile([0.25 * self.width, 0.75 * self.width], len(self.t))
+        y = np.empty(2 * len(self.t))
+        y[0::2], y[1::2] = band.min, band.max
+        return t, y
+
+
+@dataclass
+class HistoryFile:
+    """A history database: the live one or a backup. `start`/`end` are None when it holds no samples."""
+
+    path: Path
+    live: bool
+    start: float | None = None
+    end: float | None = None
+
+
+# --------------------------------------------------------------------------- writer
+
+
+@dataclass
+class _Batch:
+    """Everything recorded during one tick; written in one transaction."""
+
+    nodes: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    samples: list[tuple[Any, ...]] = field(default_factory=list)
+    procs_new: list[tuple[Any, ...]] = field(default_factory=list)
+    procs_gone: list[tuple[float, int]] = field(default_factory=list)
+    points: list[tuple[int, float, float, int]] = field(default_factory=list)
+    checkpoints: list[tuple[float, str]] = field(default_factory=list)
+    migrations: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.nodes or self.samples or self.procs_new or self.procs_gone or self.points
+                    or self.checkpoints or self.migrations)
+
+    def keep_structure_of(self, older: _Batch) -> int:
+        """Take over what must never be dropped (process lives, checkpoints, ...) from a dropped batch."""
+        self.nodes = {**older.nodes, **self.nodes}
+        self.procs_new[:0] = older.procs_new
+        self.procs_gone[:0] = older.procs_gone
+        self.checkpoints[:0] = older.checkpoints
+        self.migrations[:0] = older.migrations
+        return len(older.samples)
+
+
+@dataclass
+class _Open:
+    id: int
+    cpu: float | None = None
+    rss: int = 0
+
+
+class HistoryWriter:
+    """Records ticks into the live database of one history directory. One thread uses it.
+
+    Calls between two `commit()`s form one batch, written in one transaction. When the disk refuses
+    (full, read-only), `commit()` logs the error once, keeps the batch (at most `max_backlog` of them:
+    beyond that the oldest batch's samples are dropped, its process lives and checkpoints kept) and
+    returns False; the next successful commit writes the backlog and says so in the log.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        interval: float = 1.0,
+        chunk_seconds: float = CHUNK_SECONDS,
+        proc_chunk_seconds: float = PROC_CHUNK_SECONDS,
+        max_backlog: int = MAX_BACKLOG,
+        now: float | None = None,
+    ) -> None:
+        self.dir = ensure_history_dir(directory)
+        self.path = self.dir / DB_NAME
+        self.interval = interval
+        self.chunk_seconds = chunk_seconds
+        self.proc_chunk_seconds = proc_chunk_seconds
+        self.max_backlog = max_backlog
+        self.created = 0.0
+        self.failing = ""  # the error while writes fail, else ""
+        self.dropped_samples = 0
+        self.samples_written = 0
+        self._conn: sqlite3.Connection | None = None
+        self._cur = _Batch()
+        self._backlog: list[_Batch] = []
+        self._nodes: dict[int, tuple[Any, ...]] = {}
+        self._procs: dict[int, dict[tuple[int, int], _Open]] = {}
+        self._last_t: dict[int, float] = {}  # per node: last sample time in the database at open
+        self._next_proc = 1
+        self._compacted = 0.0
+        self._proc_compacted = 0.0
+        self._last_error_log = 0.0
+        self._open(time.time() if now is None else now)
+
+    # ------------------------------------------------------------ connection
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=10, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
+        conn.execute("PRAGMA foreign_keys=OFF")
+        return conn
+
+    def _open(self, now: float) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+        conn = self._connect()
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone():
+            _create_schema(conn)
+            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                             [("created", repr(now)), ("interval", repr(self.interval)), ("host", os.uname().nodename)])
+        else:
+            _upgrade(conn)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('interval', ?)", (repr(self.interval),))
+        self.created = float(conn.execute("SELECT value FROM meta WHERE key='created'").fetchone()[0])
+        self._conn = conn
+        self._nodes = {r[0]: tuple(r) for r in conn.execute(
+            "SELECT id, address, name, hostname, cpus, speed, mem_total FROM nodes")}
+        self._next_proc = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM procs").fetchone()[0])
+        self._procs = {}
+        for pid_id, node, pid, start in conn.execute("SELECT id, node, pid, start FROM procs WHERE vanished IS NULL"):
+            self._procs.setdefault(node, {})[(pid, start)] = _Open(pid_id)
+        self._last_t = dict(conn.execute(
+            "SELECT node, max(t) FROM (SELECT node, t FROM samples WHERE up=1 "
+            "UNION ALL SELECT node, t1 FROM sample_chunks) GROUP BY node"))
+        self._compacted = math.floor(now / self.chunk_seconds) * self.chunk_seconds - self.chunk_seconds
+        self._proc_compacted = self._compacted
+
+    def close(self) -> None:
+        """Write what is pending, pack the row tables, and close."""
+        self.commit()
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._compact(math.inf)
+            self._conn.close()
+            self._conn = None
+
+    # ------------------------------------------------------------ recording (memory only)
+    def node(self, node_id: int, address: str = "", name: str = "", sample: NodeSample | None = None,
+             t: float | None = None) -> None:
+        """Remember what a node is; written only when something changed."""
+        old = self._nodes.get(node_id)
+        hostname = sample.hostname if sample else (old[3] if old else "")
+        cpus = sample.cpus if sample else (old[4] if old else None)
+        speed = sample.speed if sample else (old[5] if old else None)
+        mem_total = sample.mem_total if sample else (old[6] if old else None)
+        row = (node_id, address, name, hostname, cpus, speed, mem_total)
+        if row != old:
+            self._nodes[node_id] = row
+            self._cur.nodes[node_id] = (*row, time.time() if t is None else t)
+
+    def sample(self, node_id: int, t: float, sample: NodeSample | None) -> None:
+        """A node's sample at time `t` (the collector's clock); None records the node as down."""
+        if sample is None:
+            self._cur.samples.append((node_id, t, 0, None, None, None, None, None, None))
+            return
+        self._cur.samples.append((node_id, t, 1, float(sample.load), int(sample.speed), int(sample.cpus),
+                                  int(sample.mem_used), int(sample.mem_total), int(sample.mem_available)))
+
+    def checkpoint(self, label: str = "", t: float | None = None) -> float:
+        t = time.time() if t is None else t
+        self._cur.checkpoints.append((t, label))
+        return t
+
+    def migration(self, rec: MigrationRecord) -> None:
+        self._cur.migrations.append((rec.t, rec.pid, rec.start, rec.cmd, rec.src, rec.dst, rec.result,
+                                     rec.frozen, rec.reason))
+
+    def processes(self, node_id: int, t: float, procs: Iterable[ProcInfo], points: bool = True) -> None:
+        """The node's full process list at `t`: records appearances, vanishings and (if `points`) cpu/rss moves.
+
+        Call it only for a node that is up with a current list; a down node's processes stay open.
+        """
+        known = self._procs.setdefault(node_id, {})
+        seen: set[tuple[int, int]] = set()
+        cur = self._cur
+        for p in procs:
+            key = (p.pid, p.start)
+            seen.add(key)
+            o = known.get(key)
+            if o is None:
+                o = known[key] = _Open(self._next_proc)
+                self._next_proc += 1
+                cur.procs_new.append((o.id, node_id, p.pid, p.start, p.ppid, p.user, p.cmd, p.started, t))
+                points_now = True
+            else:
+                points_now = points
+            if points_now and (o.cpu is None or abs(p.cpu - o.cpu) >= CPU_STEP
+                               or abs(p.rss - o.rss) >= max(RSS_MIN_STEP, o.rss * RSS_STEP)):
+                o.cpu, o.rss = p.cpu, p.rss
+                cur.points.append((o.id, t, float(p.cpu), int(p.rss)))
+        if len(seen) != len(known):
+            for key in [k for k in known if k not in seen]:
+                # a process that ended while no collector ran is closed at the node's last recorded sample
+                when = min(t, self._last_t.get(node_id, t)) if known[key].cpu is None else t
+                cur.procs_gone.append((when, known.pop(key).id))
+        self._last_t.pop(node_id, None)
+
+    # ------------------------------------------------------------ writing
+    @property
+    def backlog(self) -> int:
+        """Batches waiting for the disk."""
+        return len(self._backlog)
+
+    def commit(self, now: float | None = None) -> bool:
+        if not self._cur.empty():
+            self._backlog.append(self._cur)
+            self._cur = _Batch()
+        if not self._backlog:
+            return True
+        try:
+            conn = self._conn or self._reconnect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for b in self._backlog:
+                    self._write(conn, b)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            return False
+        written = sum(len(b.samples) for b in self._backlog)
+        self.samples_written += written
+        if self.failing:
+            log.warning("history: writing to %s again; %d batches (%d samples) from the backlog written, %d "
+                        "samples dropped while it failed", self.path, len(self._backlog), written, self.dropped_samples)
+            self.failing = ""
+        self._backlog.clear()
+        t = time.time() if now is None else now
+        if t - self._compacted >= 2 * self.chunk_seconds or t - self._proc_compacted >= 2 * self.proc_chunk_seconds:
+            try:
+                self._compact(t)
+            except sqlite3.Error as exc:  # the rows stay readable; packing is retried next window
+                log.warning("history: packing old rows failed: %s", exc)
+        return True
+
+    def _reconnect(self) -> sqlite3.Connection:
+        self._conn = self._connect()
+        return self._conn
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        text = str(exc)
+        if "full" in text.lower():
+            text = f"disk full ({text})"
+        now = time.monotonic()
+        if text != self.failing or now - self._last_error_log > 60:
+            log.error("history: cannot write to %s: %s; keeping %d batches in memory (at most %d) and retrying "
+                      "every tick", self.path, text, len(self._backlog), self.max_backlog)
+            self._last_error_log = now
+        self.failing = text
+        while len(self._backlog) > self.max_backlog:
+            self.dropped_samples += self._backlog[1].keep_structure_of(self._backlog[0])
+            del self._backlog[0]
+        # a connection that saw an I/O error is not trusted again
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, b: _Batch) -> None:
+        if b.nodes:
+            conn.executemany(
+                "INSERT INTO nodes (id, address, name, hostname, cpus, speed, mem_total, first_seen) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET address=excluded.address, "
+                "name=excluded.name, hostname=excluded.hostname, cpus=excluded.cpus, speed=excluded.speed, "
+                "mem_total=excluded.mem_total", list(b.nodes.values()))
+        if b.samples:
+            conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", b.samples)
+        if b.procs_new:
+            conn.executemany(
+                "INSERT OR IGNORE INTO procs (id, node, pid, start, ppid, user, cmd, started, appeared) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", b.procs_new)
+        if b.procs_gone:
+            conn.executemany("UPDATE procs SET vanished=? WHERE id=?", b.procs_gone)
+        if b.points:
+            conn.executemany("INSERT INTO proc_points VALUES (?, ?, ?, ?)", b.points)
+        if b.checkpoints:
+            conn.executemany("INSERT INTO checkpoints VALUES (?, ?)", b.checkpoints)
+        if b.migrations:
+            conn.executemany("INSERT INTO migrations (t, pid, start, cmd, src, dst, result, frozen, reason) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", b.migrations)
+
+    def _compact(self, now: float) -> None:
+        """Pack closed windows of the row tables into blocks, in one transaction of their own."""
+        conn = self._conn
+        if conn is None:
+            return
+        cut = math.floor(now / self.chunk_seconds) * self.chunk_seconds if math.isfinite(now) else math.inf
+        pcut = math.floor(now / self.proc_chunk_seconds) * self.proc_chunk_seconds if math.isfinite(now) else math.inf
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute(
+                "SELECT node, t, up, coalesce(load, 0), coalesce(speed, 0), coalesce(cpus, 0), coalesce(mem_used, 0),"
+                " coalesce(mem_total, 0), coalesce(mem_available, 0) FROM samples WHERE t < ? ORDER BY node, t",
+                (cut,)).fetchall()
+            chunks = []
+            for node, part in _group(rows):
+                a = np.array([r[1:] for r in part], dtype=np.float64)
+                start = math.floor(a[0, 0] / self.chunk_seconds) * self.chunk_seconds
+                # one block per window, so a reader of a short range decodes little
+                win = np.floor((a[:, 0] - start) / self.chunk_seconds).astype(np.int64)
+                for w in np.unique(win):
+                    s = a[win == w]
+                    cols = [np.round(s[:, 0] * 1000), s[:, 1], np.round(s[:, 2] * 100), s[:, 3], s[:, 4],
+                            np.floor(s[:, 5] / 1024), np.floor(s[:, 6] / 1024), np.floor(s[:, 7] / 1024)]
+                    chunks.append((node, float(s[0, 0]), float(s[-1, 0]), len(s),
+                                   pack_columns([c.astype(np.int64) for c in cols])))
+            conn.executemany("INSERT INTO sample_chunks VALUES (?, ?, ?, ?, ?)", chunks)
+            conn.execute("DELETE FROM samples WHERE t < ?", (cut,))
+            prow = conn.execute("SELECT proc, t, cpu, rss FROM proc_points WHERE t < ? ORDER BY proc, t",
+                                (pcut,)).fetchall()
+            pchunks = []
+            for proc, part in _group(prow):
+                a = np.array([r[1:] for r in part], dtype=np.float64)
+                cols = [np.round(a[:, 0] * 1000), np.round(a[:, 1] * 10), np.floor(a[:, 2] / 1024)]
+                pchunks.append((proc, float(a[0, 0]), float(a[-1, 0]), len(a),
+                                pack_columns([c.astype(np.int64) for c in cols])))
+            conn.executemany("INSERT INTO proc_chunks VALUES (?, ?, ?, ?, ?)", pchunks)
+            conn.execute("DELETE FROM proc_points WHERE t < ?", (pcut,))
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        if math.isfinite(now):
+            self._compacted = cut - self.chunk_seconds
+            self._proc_compacted = pcut - self.proc_chunk_seconds
+
+    # ------------------------------------------------------------ rotation
+    def rotate(self, now: float | None = None) -> Path:
+        """Move the live database into a dated backup folder beside it and start a new one.
+
+        Nothing is lost: pending data is committed first (rotation is refused while the disk refuses
+        writes), and the processes still running are carried into the new database.
+        """
+        t = time.time() if now is None else now
+        if not self.commit(t):
+            raise HistoryError(f"cannot rotate while writes fail: {self.failing}")
+        conn = self._conn
+        assert conn is not None
+        self._compact(math.inf)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('rotated', ?)", (repr(t),))
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        try:
+            # a backup is never written again: a plain rollback-journal file opens read-only anywhere
+            conn.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.Error:
+            pass  # a reader holds it open; the -wal and -shm files move with it
+        conn.close()
+        self._conn = None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(t))
+        target = self.dir / f"{BACKUP_PREFIX}{stamp}"
+        n = 1
+        while target.exists():
+            n += 1
+            target = self.dir / f"{BACKUP_PREFIX}{stamp}.{n}"
+        os.mkdir(target, 0o700)
+        for suffix in ("-wal", "-shm", ""):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                os.rename(src, target / f"{DB_NAME}{suffix}")
+        carried = {node: dict(procs) for node, procs in self._procs.items()}
+        nodes = dict(self._nodes)
+        self._open(t)
+        for row in nodes.values():
+            self._cur.nodes[row[0]] = (*row, t)
+        self._nodes = nodes
+        # running processes start the new file's lives at the moment of rotation
+        self._procs = {}
+        for node, procs in carried.items():
+            self._procs[node] = {}
+            for (pid, start), o in procs.items():
+                self._procs[node][(pid, start)] = _Open(self._next_proc, o.cpu, o.rss)
+                self._cur.procs_new.append((self._next_proc, node, pid, start, 0, "", "", 0.0, t))
+                if o.cpu is not None:
+                    self._cur.points.append((self._next_proc, t, o.cpu, o.rss))
+                self._next_proc += 1
+        self._carry_details(target / DB_NAME, carried)
+        self.commit(t)
+        log.info("history rotated: %s", target)
+        return target
+
+    def _carry_details(self, old: Path, carried: dict[int, dict[tuple[int, int], _Open]]) -> None:
+        """Copy ppid/user/cmd of carried processes from the backup, so the new file's lives are complete."""
+        try:
+            src = sqlite3.connect(f"file:{old}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return
+        try:
+            details = {(r[0], r[1], r[2]): r[3:] for r in src.execute(
+                "SELECT node, pid, start, ppid, user, cmd, started FROM procs WHERE vanished IS NULL")}
+        finally:
+            src.close()
+        rows = []
+        for row in self._cur.procs_new:
+            d = details.get((row[1], row[2], row[3]))
+            rows.append((*row[:4], *d, row[8]) if d else row)
+        self._cur.procs_new = rows
+
+    def age(self, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - self.created
+
+
+def _group(rows: list[Any]) -> Iterator[tuple[int, list[Any]]]:
+    """Consecutive rows with the same first column (rows sorted by it)."""
+    i = 0
+    while i < len(rows):
+        j = i
+        key = rows[i][0]
+        while j < len(rows) and rows[j][0] == key:
+            j += 1
+        yield key, rows[i:j]
+        i = j
+
+
+# --------------------------------------------------------------------------- reader
+
+
+class HistoryReader:
+    """Read access to one history database (live or backup) for the analyzer and the history browser.
+
+    Opens read-only: a reader never blocks the collector and never changes a backup. Times are seconds
+    since the epoch; None for t0/t1 means "from the first" / "to the last" record.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        p = Path(path)
+        if p.is_dir():
+            p = p / DB_NAME
+        if not p.is_file():
+            raise HistoryError(f"{p}: no history database")
+        self.path = p
+        try:
+            self._conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+            self.version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{p}: not a history database ({exc})") from None
+        if self.version > SCHEMA_VERSION:
+            raise HistoryError(f"{p}: written by a newer omview (version {self.version}, we read {SCHEMA_VERSION})")
+        self._tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "samples" not in self._tables:
+            raise HistoryError(f"{p}: not a history database")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> HistoryReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ small tables
+    def meta(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT key, value FROM meta"))
+
+    @property
+    def interval(self) -> float:
+        return float(self.meta().get("interval", 1.0))
+
+    def nodes(self) -> list[NodeRecord]:
+        return [NodeRecord(*r) for r in self._conn.execute(
+            "SELECT id, address, name, hostname, cpus, speed, mem_total, first_seen FROM nodes ORDER BY id")]
+
+    def span(self) -> tuple[float, float] | None:
+        """First and last sample time, or None for an empty history."""
+        r = self._conn.execute(
+            "SELECT min(a), max(b) FROM (SELECT min(t) a, max(t) b FROM samples "
+            "UNION ALL SELECT min(t0), max(t1) FROM sample_chunks)").fetchone()
+        return None if r[0] is None else (float(r[0]), float(r[1]))
+
+    def checkpoints(self, t0: float | None = None, t1: float | None = None) -> list[Checkpoint]:
+        lo, hi = _bounds(t0, t1)
+        return [Checkpoint(t, label) for t, label in self._conn.execute(
+            "SELECT t, label FROM checkpoints WHERE t BETWEEN ? AND ? ORDER BY t", (lo, hi))]
+
+    def migrations(self, t0: float | None = None, t1: float | None = None) -> list[MigrationRecord]:
+        if "migrations" not in self._tables:
+            return []
+        lo, hi = _bounds(t0, t1)
+        return [MigrationRecord(*r) for r in self._conn.execute(
+            "SELECT t, pid, start, cmd, src, dst, result, frozen, reason FROM migrations "
+            "WHERE t BETWEEN ? AND ? ORDER BY t, id", (lo, hi))]
+
+    # ------------------------------------------------------------ samples
+    def _raw(self, nodes: Sequence[int] | None, lo: float, hi: float) -> dict[int, npt.NDArray[np.float64]]:
+        """Rows [t, up, load, speed, cpus, mem_used, mem_total, mem_available] per node, sorted by time."""
+        where = "" if nodes is None else f" AND node IN ({','.join(str(int(n)) for n in nodes)})"
+        parts: dict[int, list[npt.NDArray[np.float64]]] = {}
+        for node, data in self._conn.execute(
+                f"SELECT node, data FROM sample_chunks WHERE t1 >= ? AND t0 <= ?{where} ORDER BY node, t0", (lo, hi)):
+            c = unpack_columns(data)
+            a = np.empty((len(c[0]), 8))
+            a[:, 0] = c[0] / 1000.0
+            a[:, 1] = c[1]
+            a[:, 2] = c[2] / 100.0
+            a[:, 3], a[:, 4] = c[3], c[4]
+            a[:, 5], a[:, 6], a[:, 7] = c[5] * 1024.0, c[6] * 1024.0, c[7] * 1024.0
+            parts.setdefault(node, []).append(a)
+        tail = self._conn.execute(
+            "SELECT node, t, up, load, speed, cpus, mem_used, mem_total, mem_available FROM samples "
+            f"WHERE t BETWEEN ? AND ?{where} ORDER BY node, t", (lo, hi)).fetchall()
+        for node, part in _group(tail):
+            parts.setdefault(node, []).append(np.array([r[1:] for r in part], dtype=np.float64))
+        out = {}
+        for node, arrays in parts.items():
+            a = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+            if len(a) > 1 and np.any(np.diff(a[:, 0]) < 0):
+                a = a[np.argsort(a[:, 0], kind="stable")]
+            a = a[(a[:, 0] >= lo) & (a[:, 0] <= hi)]
+            a[a[:, 1] == 0, 2:] = np.nan  # down: no values, never zeros
+            out[node] = a
+        return out
+
+    def samples(self, node: int, t0: float | None = None, t1: float | None = None,
+                max_points: int | None = None) -> SampleSeries:
+        """One node's samples; with `max_points`, at most that many min/max/mean buckets (for plotting)."""
+        return self.samples_many([node], t0, t1, max_points)[node]
+
+    def samples_many(self, nodes: Sequence[int] | None = None, t0: float | None = None, t1: float | None = None,
+                     max_points: int | None = None) -> dict[int, SampleSeries]:
+        """Several nodes at once (all when `nodes` is None), in one pass over the database."""
+        lo, hi = _bounds(t0, t1)
+        raw = self._raw(nodes, lo, hi)
+        wanted = list(nodes) if nodes is not None else sorted({n.id for n in self.nodes()} | set(raw))
+        gap = max(2.5 * self.interval, self.interval + 1.5)
+        out = {}
+        for n in wanted:
+            a = raw.get(n, np.empty((0, 8)))
+            if max_points is not None and len(a) > max_points:
+                start = lo if math.isfinite(lo) else a[0, 0]
+                end = hi if math.isfinite(hi) else a[-1, 0]
+                out[n] = _downsample(n, a, start, end, max_points)
+            else:
+                out[n] = _series(n, _with_gaps(a, gap))
+        return out
+
+    # ------------------------------------------------------------ processes
+    def processes_at(self, t: float, node: int | None = None) -> list[ProcRecord]:
+        """Processes running at `t` (on `node`, or everywhere), with their cpu/rss at that time."""
+        where = "" if node is None else f" AND node = {int(node)}"
+        rows = self._conn.execute(
+            "SELECT id, node, pid, start, ppid, user, cmd, started, appeared, vanished FROM procs "
+            f"WHERE appeared <= ? AND (vanished IS NULL OR vanished > ?){where} ORDER BY node, pid", (t, t)).fetchall()
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        last: dict[int, tuple[float, float, int]] = {}
+        for i in range(0, len(ids), 900):
+            part = ",".join(str(x) for x in ids[i : i + 900])
+            for proc, data, _t0 in self._conn.execute(
+                    f"SELECT proc, data, max(t0) FROM proc_chunks WHERE t0 <= ? AND proc IN ({part}) GROUP BY proc",
+                    (t,)):
+                tt, cpu, rss = unpack_columns(data)
+                k = int(np.searchsorted(tt, t * 1000, side="right")) - 1
+                if k >= 0:
+                    last[proc] = (tt[k] / 1000, cpu[k] / 10, int(rss[k]) * 1024)
+            for proc, pt, cpu, rss in self._conn.execute(
+                    f"SELECT proc, max(t), cpu, rss FROM proc_points WHERE t <= ? AND proc IN ({part}) GROUP BY proc",
+                    (t,)):
+                if proc not in last or pt >= last[proc][0]:
+                    last[proc] = (pt, cpu, rss)
+        out = []
+        for r in rows:
+            v = last.get(r[0])
+            rec = _proc_record(r)
+            if v:
+                rec.cpu, rec.rss = v[1], int(v[2])
+            out.append(rec)
+        return out
+
+    def process_life(self, node: int, pid: int, start: int) -> ProcLife | None:
+        """A process's whole recorded life in this file: appearance, end, and its cpu/rss points."""
+        r = self._conn.execute(
+            "SELECT id, node, pid, start, ppid, user, cmd, started, appeared, vanished FROM procs "
+            "WHERE node=? AND pid=? AND start=?", (node, pid, start)).fetchone()
+        if r is None:
+            return None
+        ts: list[Array] = []
+        cpus: list[Array] = []
+        rsss: list[Array] = []
+        for (data,) in self._conn.execute("SELECT data FROM proc_chunks WHERE proc=? ORDER BY t0", (r[0],)):
+            tt, cpu, rss = unpack_columns(data)
+            ts.append(np.asarray(tt / 1000.0, dtype=np.float64))
+            cpus.append(np.asarray(cpu / 10.0, dtype=np.float64))
+            rsss.append(np.asarray(rss * 1024.0, dtype=np.float64))
+        tail = self._conn.execute("SELECT t, cpu, rss FROM proc_points WHERE proc=? ORDER BY t", (r[0],)).fetchall()
+        if tail:
+            a = np.array(tail, dtype=np.float64)
+            ts.append(a[:, 0])
+            cpus.append(a[:, 1])
+            rsss.append(a[:, 2])
+        t = np.concatenate(ts) if ts else np.empty(0)
+        order = np.argsort(t, kind="stable")
+        cpu_a = (np.concatenate(cpus) if cpus else np.empty(0))[order]
+        rss_a = (np.concatenate(rsss) if rsss else np.empty(0))[order]
+        rec = _proc_record(r)
+        if len(order):
+            rec.cpu, rec.rss = float(cpu_a[-1]), int(rss_a[-1])
+        return ProcLife(rec, t[order], cpu_a, rss_a)
+
+    def integrity_ok(self) -> bool:
+        return bool(self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+
+def _proc_record(r: Sequence[Any]) -> ProcRecord:
+    """A procs row (id first) as a record."""
+    return ProcRecord(node=r[1], pid=r[2], start=r[3], ppid=r[4], user=r[5], cmd=r[6], started=r[7],
+                      appeared=r[8], vanished=r[9])
+
+
+def _bounds(t0: float | None, t1: float | None) -> tuple[float, float]:
+    return (-math.inf if t0 is None else t0, math.inf if t1 is None else t1)
+
+
+def _with_gaps(a: npt.NDArray[np.float64], gap: float) -> npt.NDArray[np.float64]:
+    """Insert a NaN row wherever nothing was recorded for longer than `gap` seconds."""
+    if len(a) < 2:
+        return a
+    holes = np.flatnonzero(np.diff(a[:, 0]) > gap)
+    if not len(holes):
+        return a
+    fill = np.full((len(holes), a.shape[1]), np.nan)
+    fill[:, 0] = a[holes, 0] + gap / 2
+    fill[:, 1] = 0
+    return np.insert(a, holes + 1, fill, axis=0)
+
+
+def _series(node: int, a: npt.NDArray[np.float64]) -> SampleSeries:
+    bands = {}
+    for i, name in enumerate(_SERIES_COLUMNS, start=2):
+        col = np.ascontiguousarray(a[:, i])
+        bands[name] = Band(col, col, col)
+    return _make_series(node, np.ascontiguousarray(a[:, 0]), np.ascontiguousarray(a[:, 1]), bands, 0.0)
+
+
+def _make_series(node: int, t: npt.NDArray[Any], up: npt.NDArray[Any], bands: dict[str, Band], width: float) -> SampleSeries:
+    return SampleSeries(node, np.asarray(t, dtype=np.float64), np.asarray(up, dtype=np.float64),
+                        bands["load"], bands["speed"], bands["cpus"], bands["mem_used"], bands["mem_total"],
+                        bands["mem_available"], width)
+
+
+def _downsample(node: int, a: npt.NDArray[np.float64], start: float, end: float, buckets: int) -> SampleSeries:
+    """min/max/mean per equal-width bucket; a bucket with no up sample is NaN (a gap)."""
+    width = max((end - start) / buckets, 1e-9)
+    b = np.clip(((a[:, 0] - start) / width).astype(np.int64), 0, buckets - 1)
+    t = start + width * np.arange(buckets)
+    counts = np.bincount(b, minlength=buckets).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        up = np.bincount(b, weights=a[:, 1], minlength=buckets) / counts
+    bands = {}
+    for i, name in enumerate(_SERIES_COLUMNS, start=2):
+        v = a[:, i]
+        ok = ~np.isnan(v)
+        vb, vv = b[ok], v[ok]
+        mn = np.full(buckets, np.nan)
+        mx = np.full(buckets, np.nan)
+        mean = np.full(buckets, np.nan)
+        if len(vv):
+            starts = np.flatnonzero(np.r_[True, vb[1:] != vb[:-1]])
+            which = vb[starts]
+            mn[which] = np.minimum.reduceat(vv, starts)
+            mx[which] = np.maximum.reduceat(vv, starts)
+            mean[which] = np.add.reduceat(vv, starts) / np.diff(np.r_[starts, len(vv)])
+        bands[name] = Band(mn, mx, mean)
+    return _make_series(node, t, up, bands, width)
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def list_histories(directory: str | os.PathLike[str] | None = None) -> list[HistoryFile]:
+    """The live database and every backup in a history directory, oldest first, live last."""
+    d = Path(directory) if directory is not None else default_history_dir()
+    found: list[HistoryFile] = []
+    if not d.is_dir():
+        return found
+    candidates = sorted(p / DB_NAME for p in d.iterdir() if p.name.startswith(BACKUP_PREFIX) and p.is_dir())
+    candidates.append(d / DB_NAME)
+    for path in candidates:
+        if not path.is_file():
+            continue
+        info = HistoryFile(path, live=path.parent == d)
+        try:
+            with HistoryReader(path) as r:
+                span = r.span()
+            if span:
+                info.start, info.end = span
+        except (HistoryError, sqlite3.Error) as exc:
+            log.warning("%s: %s", path, exc)
+        found.append(info)
+    return found
+
+
+def remove_history(path: str | os.PathLike[str]) -> None:
+    """Delete one backup folder (never the live database)."""
+    p = Path(path)
+    folder = p.parent if p.name == DB_NAME else p
+    if not folder.name.startswith(BACKUP_PREFIX):
+        raise HistoryError(f"{folder}: not a backup folder")
+    shutil.rmtree(folder)
