@@ -117,16 +117,18 @@ _UPGRADES: dict[int, str] = {1: _UPGRADE_1_TO_2}
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
+    """A new database is built like an old one and upgraded: one code path, so upgrades are always exercised."""
     conn.executescript("BEGIN;" + _SCHEMA_V1 + "PRAGMA user_version = 1; COMMIT;")
-    _upgrade(conn)
+    _upgrade(conn, quiet=True)
 
 
-def _upgrade(conn: sqlite3.Connection) -> None:
+def _upgrade(conn: sqlite3.Connection, quiet: bool = False) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise HistoryError(f"history database version {version} is newer than this omview ({SCHEMA_VERSION})")
     while version < SCHEMA_VERSION:
-        log.info("upgrading history database from version %d to %d", version, version + 1)
+        if not quiet:
+            log.info("upgrading history database from version %d to %d", version, version + 1)
         conn.executescript(f"BEGIN; {_UPGRADES[version]} PRAGMA user_version = {version + 1}; COMMIT;")
         version += 1
 
@@ -956,7 +958,8 @@ def _series(node: int, a: npt.NDArray[np.float64]) -> SampleSeries:
     return _make_series(node, np.ascontiguousarray(a[:, 0]), np.ascontiguousarray(a[:, 1]), bands, 0.0)
 
 
-def _make_series(node: int, t: npt.NDArray[Any], up: npt.NDArray[Any], bands: dict[str, Band], width: float) -> SampleSeries:
+def _make_series(node: int, t: npt.NDArray[Any], up: npt.NDArray[Any], bands: dict[str, Band],
+                 width: float) -> SampleSeries:
     return SampleSeries(node, np.asarray(t, dtype=np.float64), np.asarray(up, dtype=np.float64),
                         bands["load"], bands["speed"], bands["cpus"], bands["mem_used"], bands["mem_total"],
                         bands["mem_available"], width)
