@@ -320,6 +320,7 @@ class MainWindow(QMainWindow):
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for a in (self.act_open, self.act_settings, self.act_all, self.act_procs, self.act_migmon, self.act_analyzer):
             tb.addAction(a)
+        tb.toggleViewAction().setToolTip("Show or hide the toolbar")
         self.addToolBar(tb)
         self.toolbar = tb
 

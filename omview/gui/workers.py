@@ -19,9 +19,9 @@ DEFAULT_THREADS = 12
 class Task(QObject):
     """One submitted call. Delivers exactly once, on the GUI thread, unless its context object died."""
 
-    _finished = Signal(bool, object)
-    done = Signal(object)
-    failed = Signal(object)  # the exception
+    # one tuple argument: PySide 6 on Python 3.11 mis-counts references of a bare None sent
+    # through a queued `object` argument (seen here as "deallocating None" at exit)
+    _finished = Signal(tuple)
 
     def __init__(self, owner: Workers, context: QObject | None) -> None:
         super().__init__()
@@ -30,20 +30,25 @@ class Task(QObject):
         self.result: Any = None
         self.error: BaseException | None = None
         self.finished = False
+        self.on_done: list[Callable[[Any], None]] = []
+        self.on_error: list[Callable[[BaseException], None]] = []
         # explicit queued connection: the emit happens in a pool thread, the slot runs in ours
         self._finished.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
-    def _deliver(self, ok: bool, value: object) -> None:
+    def _deliver(self, payload: tuple[bool, object]) -> None:
+        ok, value = payload
         self.finished = True
         self._owner._forget(self)
         if self._context is not None and not shiboken6.isValid(self._context):
             return
         if ok:
             self.result = value
-            self.done.emit(value)
+            for fn in self.on_done:
+                fn(value)
         else:
             self.error = value if isinstance(value, BaseException) else RuntimeError(str(value))
-            self.failed.emit(self.error)
+            for efn in self.on_error:
+                efn(self.error)
 
 
 class _Job(QRunnable):
@@ -57,9 +62,9 @@ class _Job(QRunnable):
         try:
             value = self._fn()
         except BaseException as exc:  # delivered to the caller, never lost in a pool thread
-            self._task._finished.emit(False, exc)
+            self._task._finished.emit((False, exc))
         else:
-            self._task._finished.emit(True, value)
+            self._task._finished.emit((True, value))
 
 
 class Workers(QObject):
@@ -86,9 +91,9 @@ class Workers(QObject):
         """
         task = Task(self, context)
         if on_done is not None:
-            task.done.connect(on_done)
+            task.on_done.append(on_done)
         if on_error is not None:
-            task.failed.connect(on_error)
+            task.on_error.append(on_error)
         self._live.add(task)
         self.pool.start(_Job(task, lambda: fn(*args, **kwargs)))
         return task
