@@ -554,6 +554,7 @@ class Sampler:
         p = self.table.get(pid)
         if p is not None:
             p.sched = None
+            p.idle = 0
 
     def close(self) -> None:
         for p in self.table.values():
@@ -590,17 +591,23 @@ class Sampler:
         # Pass 1, cheap: which processes ran since the last sample? /proc/PID/schedstat (run
         # time, wait time, timeslices) costs the kernel less than half of stat. Unchanged means
         # the process has not run, so its stat is unchanged too, except nice, ppid and rss, which
-        # others can change: every process's stat is re-read once per LIST_EVERY samples for them.
+        # others can change: every process's stat is re-read once per REFRESH_EVERY samples for
+        # them. schedstat describes the main thread only, so multi-threaded processes (whose
+        # main thread often just waits) always have their stat read: its times cover all threads.
         if self.use_sched and not full:
             stale: list[_Proc] = []
             for p in procs[self.scans % REFRESH_EVERY::REFRESH_EVERY]:
                 p.sched = None
                 p.idle = 0
             phase = self.scans % DORMANT_EVERY
+            own = self.own_pid
             for p in procs:
                 if p.idle >= DORMANT_AFTER and p.pid % DORMANT_EVERY != phase:
                     if p.state == "R":
                         runnable += 1
+                    continue
+                if p.nthreads > 1 or p.pid == own:
+                    stale.append(p)
                     continue
                 try:
                     if p.sfd >= 0:
@@ -633,8 +640,10 @@ class Sampler:
                     data = _read(stat_fmt % pid, 1024) or b""
             except OSError:
                 data = b""
-            if data == p.raw:
+            if data == p.raw and pid != self.own_pid:  # own threads: always counted below
                 p.seen = mono
+                if p.nthreads > 1:
+                    p.idle += 1
                 if p.state == "R":
                     runnable += 1
                 if want_procs and p.sent and p.info["cpu"]:
@@ -660,6 +669,7 @@ class Sampler:
             total_ticks += delta
             span = mono - p.seen
             p.seen = mono
+            p.idle = 0
             p.raw = data
             p.ticks = ticks
             p.state = f[0].decode()
