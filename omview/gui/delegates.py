@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QMouseEvent, QPainter, QPalette
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QMouseEvent, QPainter, QPalette, QPixmap, QPixmapCache
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -26,13 +37,13 @@ from PySide6.QtWidgets import (
 
 from omview.gui import theme
 from omview.gui.nodemodel import (
-    AGGREGATE_ROLE,
-    PENDING_ROLE,
+    COL_AVAILABLE,
+    COL_CPUS,
+    COL_MIGRATION,
     SPEED_MAX,
     SPEED_MIN,
     SPEED_STEP,
-    UP_ROLE,
-    VALUE_ROLE,
+    RowPaint,
 )
 
 Index = QModelIndex | QPersistentModelIndex
@@ -41,19 +52,46 @@ LCD_WIDTH = 66  # pixels of the LCD at the right of the speed cell
 PAD = 3
 
 
-def _panel(painter: QPainter, option: QStyleOptionViewItem, index: Index) -> QStyle:
-    """Selection/alternate background the way the style draws it, so keyboard focus stays visible."""
-    opt = QStyleOptionViewItem(option)
-    QStyledItemDelegate().initStyleOption(opt, index)
-    opt.text = ""
+def _row(index: Index) -> tuple[RowPaint, int]:
+    """The row's paint record straight from our model (through the proxy): no data() calls."""
+    model = index.model()
+    if isinstance(model, QSortFilterProxyModel):
+        index = model.mapToSource(index)
+        model = model.sourceModel()
+    return model.row_paint(index.row()), index.column()  # type: ignore[attr-defined]
+
+
+_SELECTED = QStyle.StateFlag.State_Selected
+_TEXT = QPalette.ColorRole.Text
+_HIGHLIGHTED_TEXT = QPalette.ColorRole.HighlightedText
+# alignment as plain ints: enum arithmetic per cell is measurable at 200 rows
+_VCENTER_LEFT = int((Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft).value)
+_VCENTER_RIGHT = int((Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight).value)
+_CENTER = int(Qt.AlignmentFlag.AlignCenter.value)
+_WHITE = QColor("#ffffff")
+_FOCUS = QStyle.StateFlag.State_HasFocus
+_ALTERNATE = QStyleOptionViewItem.ViewItemFeature.Alternate
+
+
+def _panel(painter: QPainter, option: QStyleOptionViewItem) -> bool:
+    """Selection or alternate-row background; True when selected (text then uses HighlightedText)."""
+    rect = option.rect  # type: ignore[attr-defined]
+    pal = option.palette  # type: ignore[attr-defined]
+    if option.state & _SELECTED:  # type: ignore[attr-defined]
+        painter.fillRect(rect, pal.highlight())
+        return True
+    if option.features & _ALTERNATE:  # type: ignore[attr-defined]
+        painter.fillRect(rect, pal.alternateBase())
+    return False
+
+
+def _style(option: QStyleOptionViewItem) -> QStyle:
     widget = option.widget  # type: ignore[attr-defined]
-    style = widget.style() if widget else QApplication.style()
-    style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, opt, painter, widget)
-    return style
+    return widget.style() if widget else QApplication.style()
 
 
-def _focus(painter: QPainter, option: QStyleOptionViewItem, style: QStyle) -> None:
-    if option.state & QStyle.StateFlag.State_HasFocus:  # type: ignore[attr-defined]
+def _focus(painter: QPainter, option: QStyleOptionViewItem) -> None:
+    if option.state & _FOCUS:  # type: ignore[attr-defined]
         painter.save()
         pen_color = option.palette.color(QPalette.ColorRole.Highlight)  # type: ignore[attr-defined]
         painter.setPen(pen_color)
@@ -66,25 +104,20 @@ class LampDelegate(QStyledItemDelegate):
     """A round lamp (green up, red down, grey connecting, amber some) and the node id."""
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        style = _panel(painter, option, index)
+        _panel(painter, option)
+        rp, col = _row(index)
         c = theme.colors(option.palette)  # type: ignore[attr-defined]
-        up = index.data(UP_ROLE)
+        up = rp.up
         color = {True: c.up, False: c.down, None: c.connecting}.get(up, c.load_high)
         rect: QRect = option.rect  # type: ignore[attr-defined]
         d = min(rect.height() - 2 * PAD - 2, 16)
-        lamp = QRectF(rect.left() + 6, rect.center().y() - d / 2 + 1, d, d)
+        lamp = _lamp_pixmap(color, d, painter.device().devicePixelRatioF())
+        painter.drawPixmap(rect.left() + 6, rect.center().y() - d // 2 + 1, lamp)
         painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(color.darker(150))
-        painter.setBrush(color)
-        painter.drawEllipse(lamp)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(255, 255, 255, 90))
-        painter.drawEllipse(QRectF(lamp.left() + d * 0.22, lamp.top() + d * 0.15, d * 0.4, d * 0.3))
-        text_rect = rect.adjusted(int(lamp.width()) + 12, 0, -PAD, 0)
-        _text(painter, option, text_rect, str(index.data() or ""), Qt.AlignmentFlag.AlignVCenter, bold=True)
+        text_rect = rect.adjusted(d + 12, 0, -PAD, 0)
+        _text(painter, option, text_rect, rp.texts[col], _VCENTER_LEFT, bold=True)
         painter.restore()
-        _focus(painter, option, style)
+        _focus(painter, option)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return QSize(78, 26)
@@ -96,7 +129,9 @@ class ButtonDelegate(QStyledItemDelegate):
     clicked = Signal(QModelIndex)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        style = _panel(painter, option, index)
+        _panel(painter, option)
+        rp, col = _row(index)
+        style = _style(option)
         btn = QStyleOptionButton()
         btn.rect = option.rect.adjusted(2, 2, -2, -2)  # type: ignore[attr-defined]
         btn.palette = option.palette  # type: ignore[attr-defined]
@@ -105,10 +140,10 @@ class ButtonDelegate(QStyledItemDelegate):
             btn.state |= QStyle.StateFlag.State_MouseOver
         if option.state & QStyle.StateFlag.State_HasFocus:  # type: ignore[attr-defined]
             btn.state |= QStyle.StateFlag.State_HasFocus
-        btn.text = str(index.data() or "")
+        btn.text = rp.texts[col]
         widget = option.widget  # type: ignore[attr-defined]
         painter.save()
-        if index.data(AGGREGATE_ROLE):
+        if rp.aggregate:
             f = QFont(option.font)  # type: ignore[attr-defined]
             f.setBold(True)
             painter.setFont(f)
@@ -141,10 +176,12 @@ class BarDelegate(QStyledItemDelegate):
         self.high = high
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        style = _panel(painter, option, index)
+        _panel(painter, option)
+        rp, col = _row(index)
         c = theme.colors(option.palette)  # type: ignore[attr-defined]
         rect: QRect = option.rect.adjusted(PAD + 1, PAD + 1, -PAD - 1, -PAD - 1)  # type: ignore[attr-defined]
-        value = index.data(VALUE_ROLE)
+        value = rp.values[col]
+        frac = 0.0
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -158,26 +195,47 @@ class BarDelegate(QStyledItemDelegate):
             fill = QRectF(rect.left(), rect.top(), rect.width() * frac, rect.height())
             painter.setBrush(color)
             painter.drawRoundedRect(fill, 3, 3)
-        text = str(index.data() or "")
-        # the figure must read on both the fill and the empty part: outline it
-        fg = option.palette.color(QPalette.ColorRole.Text)  # type: ignore[attr-defined]
-        _text(painter, option, rect, text, Qt.AlignmentFlag.AlignCenter, color=fg, halo=True)
+        text = rp.texts[col]
+        # the figure must read on the fill and on the empty part: white over the fill, text colour
+        # elsewhere, each clipped to its part
+        fg = option.palette.color(_TEXT)  # type: ignore[attr-defined]
+        split = rect.left() + int(rect.width() * frac) if value is not None else rect.left()
+        painter.setClipRect(QRect(split, rect.top(), rect.right() - split + 1, rect.height()))
+        _text(painter, option, rect, text, _CENTER, color=fg)
+        if split > rect.left():
+            painter.setClipRect(QRect(rect.left(), rect.top(), split - rect.left(), rect.height()))
+            _text(painter, option, rect, text, _CENTER, color=_WHITE)
         painter.restore()
-        _focus(painter, option, style)
+        _focus(painter, option)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return QSize(130, 26)
 
 
 class TextDelegate(QStyledItemDelegate):
-    """Plain text with our focus frame, so every column shows the keyboard position the same way."""
+    """Plain text painted from the row record: elided, right-aligned figures, the down reason in red."""
+
+    RIGHT = (COL_CPUS, COL_AVAILABLE)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        opt = QStyleOptionViewItem(option)
-        opt.state &= ~QStyle.StateFlag.State_HasFocus  # type: ignore[attr-defined]
-        super().paint(painter, opt, index)
-        widget = option.widget  # type: ignore[attr-defined]
-        _focus(painter, option, widget.style() if widget else QApplication.style())
+        selected = _panel(painter, option)
+        rp, col = _row(index)
+        rect: QRect = option.rect.adjusted(PAD + 2, 0, -PAD - 2, 0)  # type: ignore[attr-defined]
+        color = None
+        if rp.down and col == COL_MIGRATION and not selected:
+            color = theme.colors(option.palette).down  # type: ignore[attr-defined]
+        align = _VCENTER_RIGHT if col in self.RIGHT else _VCENTER_LEFT
+        _text(
+            painter,
+            option,
+            rect,
+            rp.texts[col],
+            align,
+            bold=rp.aggregate,
+            color=color,
+            elide=True,
+        )
+        _focus(painter, option)
 
 
 def lcd_font() -> QFont:
@@ -203,28 +261,30 @@ class SpeedDelegate(QStyledItemDelegate):
         return QRect(cell.right() - LCD_WIDTH - PAD + 1, cell.top() + PAD, LCD_WIDTH, cell.height() - 2 * PAD)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        style = _panel(painter, option, index)
+        _panel(painter, option)
+        rp, col = _row(index)
+        style = _style(option)
         cell: QRect = option.rect  # type: ignore[attr-defined]
         c = theme.colors(option.palette)  # type: ignore[attr-defined]
-        value = index.data(VALUE_ROLE)
-        aggregate = bool(index.data(AGGREGATE_ROLE))
-        editable = bool(index.flags() & Qt.ItemFlag.ItemIsEditable)
-        pending = bool(index.data(PENDING_ROLE))
+        value = rp.values[col]
+        aggregate = rp.aggregate
+        editable = rp.editable
+        pending = rp.pending
         widget = option.widget  # type: ignore[attr-defined]
         if not aggregate:
-            sl = QStyleOptionSlider()
-            sl.rect = self.slider_rect(cell)
-            sl.palette = option.palette  # type: ignore[attr-defined]
-            sl.orientation = Qt.Orientation.Horizontal
-            sl.minimum, sl.maximum = SPEED_MIN, SPEED_MAX
-            v = int(value) if value is not None else SPEED_MIN
-            sl.sliderPosition = sl.sliderValue = max(SPEED_MIN, min(SPEED_MAX, v))
-            sl.singleStep, sl.pageStep = SPEED_STEP, 5 * SPEED_STEP
-            sl.subControls = QStyle.SubControl.SC_SliderGroove | QStyle.SubControl.SC_SliderHandle
-            sl.state = QStyle.StateFlag.State_Enabled if editable else QStyle.StateFlag.State_None
-            if option.state & QStyle.StateFlag.State_HasFocus:  # type: ignore[attr-defined]
-                sl.state |= QStyle.StateFlag.State_HasFocus
-            style.drawComplexControl(QStyle.ComplexControl.CC_Slider, sl, painter, widget)
+            focus = bool(option.state & _FOCUS)  # type: ignore[attr-defined]
+            rect = self.slider_rect(cell)
+            pix = _slider_pixmap(
+                style,
+                widget,
+                option.palette,
+                rect.size(),
+                value,
+                editable,
+                focus,  # type: ignore[attr-defined]
+                painter.device().devicePixelRatioF(),
+            )
+            painter.drawPixmap(rect.topLeft(), pix)
         lcd = cell.adjusted(PAD + 2, PAD, -PAD - 1, -PAD) if aggregate else self.lcd_rect(cell)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -241,7 +301,7 @@ class SpeedDelegate(QStyledItemDelegate):
         align = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight
         painter.drawText(lcd.adjusted(4, 0, -5, 0), int(align), text)
         painter.restore()
-        _focus(painter, option, style)
+        _focus(painter, option)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return QSize(230, 26)
@@ -344,27 +404,85 @@ class SpeedEditor(QWidget):
 def _text(
     painter: QPainter,
     option: QStyleOptionViewItem,
-    rect: QRect,
+    rect: QRect | QRectF,
     text: str,
-    align: Qt.AlignmentFlag,
+    align: int,
     *,
     bold: bool = False,
     color: QColor | None = None,
-    halo: bool = False,
+    elide: bool = False,
 ) -> None:
-    painter.save()
-    f = QFont(option.font)  # type: ignore[attr-defined]
-    f.setBold(bold or f.bold())
-    painter.setFont(f)
-    pal: QPalette = option.palette  # type: ignore[attr-defined]
-    selected = bool(option.state & QStyle.StateFlag.State_Selected)  # type: ignore[attr-defined]
-    fg = color or pal.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
-    if halo:
-        back = pal.color(QPalette.ColorRole.Base)
-        back.setAlpha(170)
-        painter.setPen(back)
-        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-            painter.drawText(rect.translated(dx, dy), int(align), text)
-    painter.setPen(fg)
-    painter.drawText(rect, int(align), text)
-    painter.restore()
+    """Text in the cell's font (bold on request) and the palette's text colour unless given."""
+    font: QFont = option.font  # type: ignore[attr-defined]
+    if bold and not font.bold():
+        font = QFont(font)
+        font.setBold(True)
+    painter.setFont(font)
+    if color is None:
+        selected = option.state & _SELECTED  # type: ignore[attr-defined]
+        color = option.palette.color(_HIGHLIGHTED_TEXT if selected else _TEXT)  # type: ignore[attr-defined]
+    if elide:
+        text = painter.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, int(rect.width()))
+    painter.setPen(color)
+    painter.drawText(rect, align, text)
+
+
+def _lamp_pixmap(color: QColor, d: int, dpr: float) -> QPixmap:
+    """Antialiased lamps are the dearest thing in a row; there are only four colours of them."""
+    key = f"omview-lamp-{color.rgba()}-{d}-{dpr}"
+    pix = QPixmapCache.find(key)
+    if pix is not None and not pix.isNull():
+        return pix
+    pix = QPixmap(int((d + 2) * dpr), int((d + 2) * dpr))
+    pix.setDevicePixelRatio(dpr)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    lamp = QRectF(0.5, 0.5, d, d)
+    p.setPen(color.darker(150))
+    p.setBrush(color)
+    p.drawEllipse(lamp)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(255, 255, 255, 90))
+    p.drawEllipse(QRectF(lamp.left() + d * 0.22, lamp.top() + d * 0.15, d * 0.4, d * 0.3))
+    p.end()
+    QPixmapCache.insert(key, pix)
+    return pix
+
+
+def _slider_pixmap(
+    style: QStyle,
+    widget: QWidget | None,
+    palette: QPalette,
+    size: QSize,
+    value: Any,
+    editable: bool,
+    focus: bool,
+    dpr: float,
+) -> QPixmap:
+    """The style's slider for this value, drawn once per (size, value, state, palette) and reused:
+    speeds move in steps of 500, so a 200-node table needs a few dozen distinct pictures."""
+    v = max(SPEED_MIN, min(SPEED_MAX, int(value) if value is not None else SPEED_MIN))
+    key = f"omview-slider-{size.width()}x{size.height()}-{v}-{editable}-{focus}-{palette.cacheKey()}-{dpr}"
+    pix = QPixmapCache.find(key)
+    if pix is not None and not pix.isNull():
+        return pix
+    pix = QPixmap(int(size.width() * dpr), int(size.height() * dpr))
+    pix.setDevicePixelRatio(dpr)
+    pix.fill(Qt.GlobalColor.transparent)
+    sl = QStyleOptionSlider()
+    sl.rect = QRect(QPoint(0, 0), size)
+    sl.palette = palette
+    sl.orientation = Qt.Orientation.Horizontal
+    sl.minimum, sl.maximum = SPEED_MIN, SPEED_MAX
+    sl.sliderPosition = sl.sliderValue = v
+    sl.singleStep, sl.pageStep = SPEED_STEP, 5 * SPEED_STEP
+    sl.subControls = QStyle.SubControl.SC_SliderGroove | QStyle.SubControl.SC_SliderHandle
+    sl.state = QStyle.StateFlag.State_Enabled if editable else QStyle.StateFlag.State_None
+    if focus:
+        sl.state |= QStyle.StateFlag.State_HasFocus
+    p = QPainter(pix)
+    style.drawComplexControl(QStyle.ComplexControl.CC_Slider, sl, p, widget)
+    p.end()
+    QPixmapCache.insert(key, pix)
+    return pix

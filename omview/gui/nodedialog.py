@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from omview.core.cluster import Cluster
 from omview.core.model import AdminState, NodeState
+from omview.gui import theme
 from omview.gui.bridge import ClusterBridge
 from omview.gui.nodemodel import ALL_NODES
 from omview.gui.workers import Workers
@@ -127,6 +128,8 @@ class NodeDialog(QDialog):
             label = QLabel(s.label + ":")
             label.setToolTip(s.tip)
             a, b = QRadioButton(s.first), QRadioButton(s.second)
+            theme.tune_indicators(a)
+            theme.tune_indicators(b)
             a.setToolTip(f"{s.label}: {s.first}. {s.tip}")
             b.setToolTip(f"{s.label}: {s.second}. {s.tip}")
             group = QButtonGroup(self)

@@ -27,6 +27,7 @@ from PySide6.QtGui import QFont
 from omview.core.balance_metric import balance_efficiency
 from omview.core.cluster import Cluster
 from omview.core.model import NodeState
+from omview.gui import theme
 
 COL_NODE = 0  # lamp + node id
 COL_ADDRESS = 1  # button: opens the node dialog
@@ -62,7 +63,20 @@ HEADER_TIPS = {
     COL_MIGRATION: "Migration readiness (CRIU) as the node's agent reports it",
 }
 
-_ROLE = Qt.ItemDataRole.UserRole
+# plain ints: comparing the int Qt hands to data() with enum members costs an enum call each time
+DISPLAY = int(Qt.ItemDataRole.DisplayRole.value)
+EDIT = int(Qt.ItemDataRole.EditRole.value)
+TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
+FONT = int(Qt.ItemDataRole.FontRole.value)
+ALIGN = int(Qt.ItemDataRole.TextAlignmentRole.value)
+FOREGROUND = int(Qt.ItemDataRole.ForegroundRole.value)
+_LEFT = int((Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter).value)
+_RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
+
+_READ_ONLY = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+_EDITABLE = _READ_ONLY | Qt.ItemFlag.ItemIsEditable
+
+_ROLE = int(Qt.ItemDataRole.UserRole.value)
 SORT_ROLE = _ROLE + 1  # a number or string that sorts sensibly
 VALUE_ROLE = _ROLE + 2  # bar percent (float) / speed (int) / None when unknown
 UP_ROLE = _ROLE + 3  # True up, False down, None connecting; "partial" on the all-nodes row
@@ -91,6 +105,19 @@ def fmt_bytes(n: float) -> str:
 
 def migration_text(st: NodeState) -> str:
     return (st.sample.criu if st.sample else "") or "unknown"
+
+
+@dataclass(slots=True)
+class RowPaint:
+    """One row as the delegates paint it (see NodeTableModel.row_paint)."""
+
+    texts: tuple[str, ...]
+    values: tuple[Any, ...]
+    up: Any  # True, False, None (connecting) or "partial" (all-nodes row)
+    pending: bool
+    editable: bool
+    aggregate: bool
+    down: bool
 
 
 @dataclass
@@ -155,6 +182,9 @@ class NodeTableModel(QAbstractTableModel):
         self._row_of = {st.id: i + 1 for i, st in enumerate(self._nodes)}
         self._pending_speed: dict[int, int] = {}
         self.aggregate = Aggregate.of(self._nodes)
+        self._paint_cache: dict[int, RowPaint] = {}
+        self._bold = QFont()
+        self._bold.setBold(True)
 
     # ------------------------------------------------------------ updates
     def update_nodes(self, ids: Iterable[int]) -> None:
@@ -174,6 +204,8 @@ class NodeTableModel(QAbstractTableModel):
             return
         self.aggregate = Aggregate.of(self._nodes)
         rows.append(0)
+        for r in rows:
+            self._paint_cache.pop(r, None)
         last_col = COLUMN_COUNT - 1
         for first, last in _ranges(sorted(rows)):
             self.dataChanged.emit(self.index(first, 0), self.index(last, last_col))
@@ -186,6 +218,7 @@ class NodeTableModel(QAbstractTableModel):
         """The set_admin call ended (either way): show the node's real speed again."""
         if self._pending_speed.pop(node_id, None) is not None:
             row = self._row_of[node_id]
+            self._paint_cache.pop(row, None)
             idx = self.index(row, COL_SPEED)
             self.dataChanged.emit(idx, idx)
 
@@ -222,12 +255,11 @@ class NodeTableModel(QAbstractTableModel):
         return None
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
         if index.column() == COL_SPEED and index.row() > 0:
             st = self.node_state(index.row())
             if st is not None and st.up and st.sample is not None:
-                f |= Qt.ItemFlag.ItemIsEditable
-        return f
+                return _EDITABLE
+        return _READ_ONLY
 
     def setData(
         self, index: QModelIndex | QPersistentModelIndex, value: Any, role: int = Qt.ItemDataRole.EditRole
@@ -241,6 +273,7 @@ class NodeTableModel(QAbstractTableModel):
         if speed == self.speed_of(st):
             return False
         self._pending_speed[st.id] = speed
+        self._paint_cache.pop(index.row(), None)
         self.dataChanged.emit(index, index)
         self.speedRequested.emit(st.id, speed)
         return True
@@ -248,11 +281,32 @@ class NodeTableModel(QAbstractTableModel):
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        row, col = index.row(), index.column()
+        return self._cell(index.row(), index.column(), int(role))
+
+    def row_paint(self, row: int) -> RowPaint:
+        """Everything the delegates paint for one row, built once per update (painting a row then
+        costs no data() calls, which is what keeps a 200-node repaint cheap)."""
+        rp = self._paint_cache.get(row)
+        if rp is None:
+            cols = range(COLUMN_COUNT)
+            st = self.node_state(row)
+            rp = RowPaint(
+                texts=tuple(self._cell(row, c, DISPLAY) or "" for c in cols),
+                values=tuple(self._cell(row, c, VALUE_ROLE) for c in cols),
+                up=self._cell(row, COL_NODE, UP_ROLE),
+                pending=bool(self._cell(row, COL_SPEED, PENDING_ROLE)),
+                editable=bool(self.flags(self.index(row, COL_SPEED)) & Qt.ItemFlag.ItemIsEditable),
+                aggregate=row == 0,
+                down=st is not None and not st.up,
+            )
+            self._paint_cache[row] = rp
+        return rp
+
+    def _cell(self, row: int, col: int, role: int) -> Any:
         if row == 0:
             return self._aggregate_data(col, role)
         st = self._nodes[row - 1]
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == DISPLAY:
             return self._text(st, col)
         if role == VALUE_ROLE:
             return self._value(st, col)
@@ -266,14 +320,14 @@ class NodeTableModel(QAbstractTableModel):
             return False
         if role == PENDING_ROLE:
             return st.id in self._pending_speed
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == TOOLTIP:
             return self._tooltip(st, col)
-        if role == Qt.ItemDataRole.EditRole and col == COL_SPEED:
+        if role == EDIT and col == COL_SPEED:
             return self.speed_of(st)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            if col in (COL_CPUS, COL_AVAILABLE):
-                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        if role == FOREGROUND and col == COL_MIGRATION and not st.up:
+            return theme.colors().down
+        if role == ALIGN:
+            return _RIGHT if col in (COL_CPUS, COL_AVAILABLE) else _LEFT
         return None
 
     # ------------------------------------------------------------ per-node cells
@@ -299,6 +353,8 @@ class NodeTableModel(QAbstractTableModel):
             speed = self.speed_of(st)
             return "" if speed is None else str(speed)
         if s is None:
+            if col == COL_MIGRATION and not st.up:
+                return f"down: {st.reason}"  # the widest column says why, no hovering needed
             return "—" if col in (COL_LOAD, COL_MEMORY, COL_AVAILABLE, COL_CPUS) else ""
         if col == COL_LOAD:
             return f"{s.load:.0f} %"
@@ -386,7 +442,7 @@ class NodeTableModel(QAbstractTableModel):
             return None
         if role == SORT_ROLE:
             return None
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == DISPLAY:
             if col == COL_NODE:
                 return f"{a.up}/{a.total}"
             if col == COL_ADDRESS:
@@ -405,7 +461,7 @@ class NodeTableModel(QAbstractTableModel):
                 return a.flags
             if col == COL_MIGRATION:
                 return a.migration
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == TOOLTIP:
             if col == COL_NODE:
                 return f"{a.up} of {a.total} nodes up"
             if col == COL_ADDRESS:
@@ -425,14 +481,10 @@ class NodeTableModel(QAbstractTableModel):
                 return "How many up nodes have each admin flag set"
             if col == COL_MIGRATION:
                 return "Migration readiness, when all up nodes agree"
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            if col in (COL_CPUS, COL_AVAILABLE):
-                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.FontRole:
-            f = QFont()
-            f.setBold(True)
-            return f
+        if role == ALIGN:
+            return _RIGHT if col in (COL_CPUS, COL_AVAILABLE) else _LEFT
+        if role == FONT:
+            return self._bold
         return None
 
 

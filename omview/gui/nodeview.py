@@ -36,7 +36,7 @@ WIDTHS = {
     COL_MEMORY: 130,
     COL_AVAILABLE: 86,
     COL_CPUS: 52,
-    COL_FLAGS: 110,
+    COL_FLAGS: 140,
 }
 
 

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from omview.core.config import MAX_INTERVAL, MIN_INTERVAL
-from omview.gui.theme import THEMES
+from omview.gui.theme import THEMES, tune_indicators
 
 
 @dataclass
@@ -77,6 +77,8 @@ class SettingsDialog(QDialog):
             "Like ssh's StrictHostKeyChecking=accept-new: an unknown key is recorded; a CHANGED key is always refused"
         )
         self.accept_new.setChecked(prefs.accept_new)
+        for box in (self.use_file_interval, self.accept_new):
+            tune_indicators(box)
         form.addRow("Host keys:", self.accept_new)
 
         self.theme = QComboBox()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QStyleFactory
+from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 THEMES = ("system", "light", "dark")
 
@@ -103,3 +103,14 @@ def apply_theme(app: QApplication, theme: str = "system") -> None:
         app.setPalette(dark_palette())
     elif theme == "light":
         app.setPalette(light_palette())
+
+
+def tune_indicators(widget: QWidget) -> None:
+    """Fusion rings radio/check indicators in Window.darker(140) and fills them with Base; on our
+    dark palette the two are nearly equal and an unchecked box vanishes. Lift Base for these
+    widgets only (tables keep their dark Base)."""
+    pal = widget.palette()
+    if not is_dark(pal):
+        return
+    pal.setColor(QPalette.ColorRole.Base, pal.color(QPalette.ColorRole.Window).lighter(175))
+    widget.setPalette(pal)
