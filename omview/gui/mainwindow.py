@@ -119,10 +119,15 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("omview")
         self.setMinimumSize(760, 360)
         self._build()
-        if restore:
-            geo = settings().value("geometry")
-            if isinstance(geo, QByteArray):
-                self.restoreGeometry(geo)
+        geo = settings().value("geometry") if restore else None
+        if not (isinstance(geo, QByteArray) and self.restoreGeometry(geo)):
+            # first start: wide enough for every column, never larger than the screen
+            screen = QApplication.primaryScreen()
+            avail = screen.availableGeometry() if screen else None
+            w, h = 1260, 640
+            if avail is not None:
+                w, h = min(w, int(avail.width() * 0.95)), min(h, int(avail.height() * 0.85))
+            self.resize(w, h)
         if cluster is not None:
             self.set_cluster(cluster, cluster_file)
 

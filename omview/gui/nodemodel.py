@@ -26,6 +26,7 @@ from PySide6.QtGui import QFont
 
 from omview.core.balance_metric import balance_efficiency
 from omview.core.cluster import Cluster
+from omview.core.config import LOCAL
 from omview.core.model import NodeState
 from omview.gui import theme
 
@@ -348,7 +349,8 @@ class NodeTableModel(QAbstractTableModel):
         if col == COL_NODE:
             return str(st.id)
         if col == COL_ADDRESS:
-            return st.address
+            # "local" says nothing on a button: this machine's name does
+            return st.address if st.address != LOCAL else (st.name or st.label)
         if col == COL_SPEED:
             speed = self.speed_of(st)
             return "" if speed is None else str(speed)
