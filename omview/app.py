@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
@@ -97,10 +98,17 @@ def main(argv: list[str] | None = None) -> int:
             window.source_label.setText(f"starting the {args.demo}-node demo cluster…")
             demo_started = True
 
-            def up_done(tb: testbed.Testbed) -> None:
+            def finish_progress() -> bool:
+                """Close the progress dialog; True when the user had cancelled. (Closing a
+                QProgressDialog emits `canceled` itself, so the answer is read first.)"""
+                was = cancelled["yes"]
+                progress.canceled.disconnect()
                 progress.reset()
                 progress.close()
-                if cancelled["yes"]:
+                return was
+
+            def up_done(tb: testbed.Testbed) -> None:
+                if finish_progress():
                     window.statusBar().showMessage("demo cancelled: removing the test cluster…", 8000)
                     window.workers.submit(testbed.down, DEMO_NAME)
                     open_usual()
@@ -108,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 window.open_cluster_file(str(tb.cluster_file), remember=False)
 
             def up_failed(exc: BaseException) -> None:
-                progress.reset()
-                progress.close()
+                finish_progress()
                 QMessageBox.critical(window, "Demo cluster did not start", str(exc))
                 open_usual()
 
@@ -120,6 +127,20 @@ def main(argv: list[str] | None = None) -> int:
             window.open_cluster_file(None)
     else:
         open_usual()
+
+    # Ctrl-C in the terminal or a SIGTERM closes the window properly (settings saved, demo
+    # removed); Python only sees signals between bytecodes, so a timer lets it look now and then
+    def _quit(*_: object) -> None:
+        window.close()
+        app.quit()
+
+    signal.signal(signal.SIGINT, _quit)
+    signal.signal(signal.SIGTERM, _quit)
+    from PySide6.QtCore import QTimer
+
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
 
     code = app.exec()
     window.shutdown()

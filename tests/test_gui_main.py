@@ -504,3 +504,83 @@ def test_local_agent_node_dialog_and_speed(qtbot, light, tmp_path: Path) -> None
         w.close()
     finally:
         cluster.stop()
+
+
+# ---------------------------------------------------------------- the real 3-node SSH testbed
+
+
+def _omctl_node(cluster_file: str, node_id: int) -> dict:  # type: ignore[type-arg]
+    """The node as `omctl status ID --json` reports it: an independent read-back path."""
+    import json
+
+    cp = subprocess.run(
+        [sys.executable, "-m", "omview.cli", "--cluster", cluster_file, "status", str(node_id), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout)  # type: ignore[no-any-return]
+
+
+def test_testbed_slider_dialog_and_lamps(qtbot, light, testbed) -> None:  # type: ignore[no-untyped-def]
+    from omview.core import testbed as tbmod
+    from omview.core.config import load_cluster
+
+    cluster_file = str(testbed.cluster_file)
+    cluster = Cluster(load_cluster(cluster_file)).start()
+    try:
+        w = MainWindow(cluster, cluster_file, restore=False)
+        qtbot.addWidget(w)
+        w.show()
+        qtbot.waitUntil(lambda: w.model is not None and w.model.aggregate.up == 3, timeout=60000)
+        assert w.model is not None
+
+        # slider → speed on node 2, read back through omctl
+        idx = proxy_index(w, 2, COL_SPEED)
+        w.view.setCurrentIndex(idx)
+        w.view.edit(idx)
+        editor = w.view.speed.last_editor
+        assert editor is not None
+        editor.slider.setValue(17500)
+        editor.committed.emit()
+        qtbot.waitUntil(lambda: cluster.node(2).sample.speed == 17500, timeout=15000)  # type: ignore[union-attr]
+        assert _omctl_node(cluster_file, 2)["speed"] == 17500
+
+        # node dialog: block on node 1, read back through omctl, and off again
+        dlg = w.open_node_dialog(1)
+        assert dlg is not None
+        qtbot.addWidget(dlg)
+        click(qtbot, dlg.buttons["block"][0])
+        qtbot.waitUntil(lambda: not dlg.busy, timeout=15000)
+        assert _omctl_node(cluster_file, 1)["admin"]["block"] is True, dlg.log.toPlainText()
+        click(qtbot, dlg.buttons["block"][1])
+        qtbot.waitUntil(lambda: not dlg.busy, timeout=15000)
+        assert _omctl_node(cluster_file, 1)["admin"]["block"] is False
+
+        # lamps: sshd killed → red with a reason; started → green again
+        lamp = proxy_index(w, 3, COL_NODE)
+        tbmod.stop_sshd(testbed, 3)
+        qtbot.waitUntil(lambda: lamp.data(UP_ROLE) is False, timeout=20000)
+        assert "down" in lamp.data(Qt.ItemDataRole.ToolTipRole)
+        tbmod.start_sshd(testbed, 3)
+        qtbot.waitUntil(lambda: lamp.data(UP_ROLE) is True, timeout=60000)
+
+        # a hung sshd (SIGSTOP): red, and the event loop keeps turning (measured from here on:
+        # stop_sshd/start_sshd above block this thread themselves)
+        meter = StallMeter().start()
+        tbmod.hang_sshd(testbed, 1)
+        lamp1 = proxy_index(w, 1, COL_NODE)
+        qtbot.waitUntil(lambda: lamp1.data(UP_ROLE) is False, timeout=30000)
+        tbmod.resume_sshd(testbed, 1)
+        gap = meter.stop()
+        print(f"\ntestbed: longest event-loop stall {gap:.1f} ms while a node's sshd hung")
+        assert gap < 1000
+        qtbot.waitUntil(lambda: lamp1.data(UP_ROLE) is True, timeout=60000)
+        w.close()
+    finally:
+        try:
+            cluster.set_admin(2, speed=None)
+        except Exception:
+            pass
+        cluster.stop()

@@ -65,7 +65,7 @@ class NodeTableView(QTableView):
         self.setShowGrid(False)
         self.setMouseTracking(True)
         self.setWordWrap(False)
-        self.setTabKeyNavigation(True)
+        self.setTabKeyNavigation(False)  # Tab leaves the table (filter, toolbar); arrows move in it
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.verticalHeader().setVisible(False)
