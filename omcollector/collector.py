@@ -71,9 +71,24 @@ def migration_from_event(ev: Event, now: float) -> MigrationRecord | None:
         return None
 
 
+def open_direct(config: ClusterConfig) -> Cluster:
+    """A started cluster with the collector's own sessions (open_cluster's mode "direct").
+
+    Not the session hub: the collector is a system service that runs from boot, with no desktop
+    session whose hub it could share, and it must not stop when a hub stops.
+    """
+    from omview.core import cluster as cluster_mod
+
+    opener = getattr(cluster_mod, "open_cluster", None)
+    if opener is not None:
+        started: Cluster = opener(config, mode="direct", client="omcollector")
+        return started
+    return Cluster(config).start()
+
+
 class Collector:
     def __init__(self, options: Options, config: ClusterConfig,
-                 cluster_factory: Callable[[ClusterConfig], Cluster] = Cluster) -> None:
+                 cluster_factory: Callable[[ClusterConfig], Cluster] = open_direct) -> None:
         self.options = options
         self.interval = options.interval or config.interval
         self.config = dataclasses.replace(config, interval=self.interval)
@@ -101,9 +116,8 @@ class Collector:
             self.metrics = MetricsServer(self.options.metrics, self.metrics_text)
             self.metrics.start()
             log.info("metrics on http://%s:%d/metrics", *self.metrics.address)
-        self.cluster = self.cluster_factory(self.config)
+        self.cluster = self.cluster_factory(self.config)  # started: the first sample or two may pass unseen
         self.cluster.subscribe(self._on_event)
-        self.cluster.start()
         log.info("collecting %d nodes from %s every %.3g s into %s", len(self.config.nodes),
                  self.config.source or "the default cluster", self.interval, self.writer.path)
 

@@ -303,7 +303,8 @@ def test_usage() -> None:
 def test_migration_events_are_recorded_and_unknown_ones_ignored(tmp_path: Path) -> None:
     farm = SimFarm(2, procs_per_node=5)
     opts = Options(history=tmp_path / "hist", interval=0.5, metrics=("127.0.0.1", 0))
-    col = Collector(opts, farm.config(0.5), cluster_factory=lambda cfg: Cluster(cfg, transport_factory=farm.transport))
+    col = Collector(opts, farm.config(0.5),
+                    cluster_factory=lambda cfg: Cluster(cfg, transport_factory=farm.transport).start())
     try:
         col.open()
         assert col.cluster is not None
@@ -328,6 +329,7 @@ def test_migration_events_are_recorded_and_unknown_ones_ignored(tmp_path: Path) 
         assert 'omview_migrations_total{result="failed"} 1.0' in text
     finally:
         col.close()
+        farm.stop()
     assert migration_from_event(Event("up", 1), 0.0) is None
 
 
