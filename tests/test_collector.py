@@ -33,6 +33,8 @@ from omview.core.simulate import SimFarm
 from omview.core.testbed import Testbed
 
 INTERVAL = 1.0
+#: What the readers draw as a gap (HistoryReader: silence longer than 2.5 intervals).
+GAP = 2.5 * INTERVAL
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -132,7 +134,7 @@ def test_samples_for_every_node_each_interval_a_checkpoint_and_metrics(
             t = s.t[ok]
             # one sample per interval: nothing missing between the first and the last
             assert len(t) >= (t[-1] - t[0]) / INTERVAL - 1, (node, np.diff(t))
-            assert np.diff(t).max() < 2 * INTERVAL, (node, np.diff(t))
+            assert np.diff(t).max() < GAP, (node, np.diff(t))
             assert not np.isnan(s.load.mean[ok]).any() and (s.mem_total.mean[ok] > 0).all()
         assert reader.processes_at(time.time() - 2), "process lists recorded"
     host, port = c.status()["metrics"]  # type: ignore[index]
@@ -161,7 +163,7 @@ def test_rotate_makes_a_backup_and_the_new_database_continues(collector: Callabl
         assert old.integrity_ok() and new.integrity_ok()
         for node in (1, 2, 3):
             a, b = old.samples(node), new.samples(node)
-            assert a.t[-1] < b.t[0] and b.t[0] - a.t[-1] < 2 * INTERVAL, "no sample lost in the rotation"
+            assert a.t[-1] < b.t[0] and b.t[0] - a.t[-1] < GAP, "no sample lost in the rotation"
         assert new.processes_at(time.time() - 1)
     assert [f.live for f in app_histories(hist)] == [False, True]
 
@@ -185,7 +187,9 @@ def test_kill_9_then_restart_loses_at_most_one_interval(collector: Callable[...,
         assert r.integrity_ok()
         for node in (1, 2, 3):
             last = r.samples(node).t[-1]
-            assert last >= killed_at - 2 * INTERVAL, f"node {node}: last sample {killed_at - last:.1f} s before kill"
+            # the tick in flight is lost, at most: its samples arrived within an interval before the
+            # kill, the committed ones within the interval before that (plus the agents' jitter)
+            assert last >= killed_at - GAP, f"node {node}: last sample {killed_at - last:.1f} s before kill"
     c2 = collector()  # what systemd's Restart=on-failure does
     assert f"stale PID file {pidfile} (PID {c.proc.pid}" in c2.log_text()
     wait_for(lambda: all(up_samples(hist, n, killed_at) >= 3 for n in (1, 2, 3)), 90, "samples after the restart")
@@ -215,7 +219,7 @@ def test_a_node_whose_sshd_stops_leaves_a_gap(collector: Callable[..., Running],
         assert not (s.load.mean[~np.isnan(s.load.mean)] < 0).any()
         for node in (1, 2):  # the others went on
             t = r.samples(node, t_stop, t_start).t
-            assert len(t) >= (t_start - t_stop) / INTERVAL - 2 and np.diff(t).max() < 2 * INTERVAL
+            assert len(t) >= (t_start - t_stop) / INTERVAL - 2 and np.diff(t).max() < GAP
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
@@ -252,7 +256,7 @@ def test_full_disk_is_logged_survived_and_writing_resumes(collector: Callable[..
                 t = r.samples(node).t
                 # what came in while the disk was full was kept and written afterwards
                 assert ((t > full_since - 2) & (t < full_since)).any()
-                assert np.diff(t).max() < 2 * INTERVAL
+                assert np.diff(t).max() < GAP
         c.stop()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
