@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from omview.core.cluster import Cluster
+from omview.core.cluster import Cluster, ClusterLike, open_cluster
 from omview.core.config import ClusterConfig, ConfigError, load_cluster, parse_node_ref
 from omview.core.model import NodeState
 from omview.core.session import AgentError
@@ -140,8 +140,9 @@ def ps_rows(procs: Sequence[tuple[int, Any]]) -> str:
 # ---------------------------------------------------------------- commands
 
 
-def _connect(config: ClusterConfig, timeout: float, only: int | None = None) -> Cluster:
-    cluster = Cluster(config).start()
+def _connect(config: ClusterConfig, timeout: float, only: int | None = None) -> ClusterLike:
+    # the session hub when one runs (no SSH handshake), else our own sessions; OMVIEW_HUB=0/1 forces
+    cluster = open_cluster(config, start_hub=False, client="omctl")
     if only is not None:
         config.node(only)  # unknown id → ConfigError before waiting
         cluster.wait_until(lambda: _settled(cluster, only), timeout)
@@ -348,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("target")
     s.add_argument("nice", type=int)
 
+    s = sub.add_parser("hub", help="run the session hub for the cluster (apps start it on demand)")
+    s.add_argument("--foreground", action="store_true", help="stay attached, log to stderr")
+    s.add_argument("--idle", type=float, help="seconds to stay after the last app leaves (default 60, 0 = forever)")
+
     s = sub.add_parser("testbed", help="the namespace test cluster on this machine (root)")
     s.add_argument("action", choices=["up", "down", "status"])
     s.add_argument("count", nargs="?", type=int)
@@ -373,6 +378,11 @@ def run(argv: Sequence[str]) -> int:
         if args.command == "testbed":
             return cmd_testbed(args)
         config = load_cluster(args.cluster)
+        if args.command == "hub":
+            from omview.core.hub import run_hub
+
+            code = run_hub(config, foreground=args.foreground, idle_timeout=args.idle, verbose=args.verbose)
+            return EXIT_OK if code == 0 else EXIT_FAIL
         return _dispatch(args, config)
     except UsageError as exc:
         print(f"omctl: {exc}", file=sys.stderr)

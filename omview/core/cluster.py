@@ -12,14 +12,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, Protocol
 
-from omview.core.config import ClusterConfig
+from omview.core.config import TRANSPORTS, ClusterConfig, NodeConfig
 from omview.core.ioloop import IoLoop
 from omview.core.model import AdminState, NodeState, ProcInfo
 from omview.core.session import AgentError, Event, Session
@@ -42,6 +43,7 @@ class Cluster:
         self._changed = threading.Condition(self._lock)
         self._listeners: list[Listener] = []
         self._loop: IoLoop | None = None
+        self._stopped = False
         # connects are the slow part (a handshake each); a bounded pool keeps 1000 nodes from
         # meaning 1000 threads, and a hung node only ever holds one worker
         self._pool = ThreadPoolExecutor(max_workers=min(32, 4 + 2 * len(config.nodes)), thread_name_prefix="omview-io")
@@ -76,6 +78,7 @@ class Cluster:
         return self
 
     def stop(self) -> None:
+        self._stopped = True
         for s in self._sessions.values():
             s.close()
         if self._loop is not None:
@@ -146,6 +149,49 @@ class Cluster:
     def session(self, node_id: int) -> Session:
         return self._sessions[node_id]
 
+    def snapshot(self, then: Callable[[], None] | None = None, timeout: float = 5.0) -> list[NodeState]:
+        """Every node's state WITH its process table, all taken at one instant.
+
+        `then()` runs at that same instant, before any later event reaches a listener: a listener
+        attached there misses nothing after the snapshot and sees nothing in it twice (the session
+        hub attaches each app this way). Events are emitted on the I/O thread right after the
+        state they describe is stored, so the instant is taken there, between two events.
+        """
+        out: list[NodeState] = []
+        failed: list[BaseException] = []
+        done = threading.Event()
+
+        def take() -> None:
+            try:
+                with self._lock:
+                    for n in self.config.nodes:
+                        st = _copy_state(self._states[n.id])
+                        st.procs = dict(self._states[n.id].procs)
+                        out.append(st)
+                    if then is not None:
+                        then()
+            except BaseException as exc:  # handed to the caller's thread
+                failed.append(exc)
+            finally:
+                done.set()
+
+        loop = self._loop
+        if loop is None or loop.in_loop() or self._stopped:
+            take()
+        else:
+            loop.call_soon(take)
+            if not done.wait(timeout):
+                raise TimeoutError(f"the cluster's I/O thread did not answer within {timeout:.0f} s")
+        if failed:
+            raise failed[0]
+        return out
+
+    def process_rows(self, node_id: int, keys: Iterable[tuple[int, int]]) -> list[ProcInfo | None]:
+        """The current rows of these (pid, start) keys of one node, None where a key is gone."""
+        with self._lock:
+            table = self._states[node_id].procs
+            return [table.get(k) for k in keys]
+
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Block until predicate() holds (checked after every event); for threads and tests."""
         deadline = time.monotonic() + timeout
@@ -207,6 +253,85 @@ class Cluster:
     def renice(self, node_id: int, pid: int, nice: int, start: int | None = None) -> None:
         proc = self.resolve(node_id, pid, start)
         self.call(node_id, "renice", {"pid": pid, "start": proc.start, "nice": nice})
+
+
+class SessionInfo(Protocol):
+    """What an app may read of a node's session (a `Session` here, a copy in a hub client)."""
+
+    @property
+    def config(self) -> NodeConfig: ...
+    @property
+    def agent_info(self) -> dict[str, Any]: ...
+    @property
+    def connects(self) -> int: ...
+
+
+class ClusterLike(Protocol):
+    """The interface every app uses: `Cluster` (sessions in this process) and
+    `omview.core.hubclient.HubCluster` (the workstation's session hub) both have it.
+    Get one from `open_cluster`; GUI code never needs to know which it has."""
+
+    config: ClusterConfig
+
+    def start(self) -> ClusterLike: ...
+    def stop(self) -> None: ...
+    def __enter__(self) -> ClusterLike: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def subscribe(self, listener: Listener) -> Callable[[], None]: ...
+    def node_ids(self) -> list[int]: ...
+    def node(self, node_id: int) -> NodeState: ...
+    def nodes(self) -> list[NodeState]: ...
+    def processes(self, node_id: int | None = None) -> list[tuple[int, ProcInfo]]: ...
+    def process(self, node_id: int, pid: int) -> ProcInfo | None: ...
+    def process_rows(self, node_id: int, keys: Iterable[tuple[int, int]]) -> list[ProcInfo | None]: ...
+    def snapshot(self, then: Callable[[], None] | None = None, timeout: float = 5.0) -> list[NodeState]: ...
+    def session(self, node_id: int) -> SessionInfo: ...
+    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool: ...
+    def wait_ready(self, timeout: float = 15.0) -> bool: ...
+    def request(self, node_id: int, op: str, args: dict[str, Any] | None = None) -> Future[Any]: ...
+    def call(self, node_id: int, op: str, args: dict[str, Any] | None = None, timeout: float = 15.0) -> Any: ...
+    def set_admin(self, node_id: int, **fields: Any) -> AdminState: ...
+    def get_admin(self, node_id: int) -> AdminState: ...
+    def resolve(self, node_id: int, pid: int, start: int | None = None) -> ProcInfo: ...
+    def signal(self, node_id: int, pid: int, sig: str, start: int | None = None) -> None: ...
+    def renice(self, node_id: int, pid: int, nice: int, start: int | None = None) -> None: ...
+
+
+#: OMVIEW_HUB=1 forces the session hub, OMVIEW_HUB=0 sessions in the app's own process.
+ENV_HUB = "OMVIEW_HUB"
+_ON = ("1", "yes", "on", "true", "hub")
+_OFF = ("0", "no", "off", "false", "direct")
+
+
+def open_cluster(
+    config: ClusterConfig, *, mode: str = "auto", start_hub: bool = True, client: str = ""
+) -> ClusterLike:
+    """A started cluster for an app: through the workstation's session hub, or in this process.
+
+    mode "hub": the hub, started if none runs (HubError if that fails); "direct": own sessions;
+    "auto" (default): `$OMVIEW_HUB` decides if set, else the hub when one runs or (with
+    `start_hub`) can be started, else own sessions. `client` names the app in the hub's log.
+    """
+    if mode not in ("auto", "hub", "direct"):
+        raise ValueError(f"mode is auto, hub or direct, not {mode!r}")
+    env = os.environ.get(ENV_HUB, "").strip().lower()
+    if mode == "auto" and env in _ON:
+        mode = "hub"
+    elif mode == "auto" and env in _OFF:
+        mode = "direct"
+    if mode == "auto" and any(n.transport not in TRANSPORTS for n in config.nodes):
+        mode = "direct"  # e.g. simulated nodes live inside this process
+    if mode == "direct":
+        return Cluster(config).start()
+    from omview.core.hubclient import HubCluster, HubError
+
+    if mode == "hub":
+        return HubCluster(config, autostart=True, client=client).start()
+    try:
+        return HubCluster(config, autostart=start_hub, client=client).start()
+    except HubError as exc:
+        log.info("no session hub (%s): connecting from this process", exc)
+        return Cluster(config).start()
 
 
 def _copy_state(st: NodeState) -> NodeState:

@@ -37,6 +37,7 @@ class IoLoop:
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._stop = False
+        self._close_in_loop = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -70,10 +71,25 @@ class IoLoop:
         return threading.current_thread() is self._thread
 
     def stop(self) -> None:
+        # the wake pipe is closed by whoever stops last: closing it in the loop thread raced with
+        # this _wake() (EBADF, or a write into a reused descriptor)
+        if self._stop and not self._thread.is_alive():
+            return
+        if self.in_loop():
+            self._close_in_loop = True
         self._stop = True
         self._wake()
         if not self.in_loop():
             self._thread.join(timeout=5)
+            if not self._thread.is_alive():
+                self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _wake(self) -> None:
         try:
@@ -97,8 +113,8 @@ class IoLoop:
                 self._safe(key.data)
             self._run_due()
         self._sel.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        if self._close_in_loop:
+            self._close_pipe()
 
     def _run_due(self) -> None:
         now = time.monotonic()

@@ -19,9 +19,6 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-import paramiko
-
-from omview.core.agent import BOOTSTRAP, agent_source
 from omview.core.config import DEFAULT_PYTHON, NodeConfig
 
 #: Kept for the error text when the agent dies early; enough for a traceback's tail.
@@ -52,6 +49,8 @@ def fingerprint(key: Any) -> str:
 
 def bootstrap_command(python: str = "python3", sudo: bool = False) -> str:
     """The shell command that starts the agent on a node (pure; see docs/protocol.md)."""
+    from omview.core.agent import BOOTSTRAP  # imported when used: apps served by the session hub never are
+
     cmd = f"{shlex.quote(python)} -u -c {shlex.quote(BOOTSTRAP)}"
     if sudo:
         cmd = "sudo -n " + cmd
@@ -60,6 +59,8 @@ def bootstrap_command(python: str = "python3", sudo: bool = False) -> str:
 
 def bootstrap_payload() -> bytes:
     """What the bootstrap reads from stdin: the agent's length, a newline, its source."""
+    from omview.core.agent import agent_source
+
     src = agent_source()
     return str(len(src)).encode() + b"\n" + src
 
@@ -299,7 +300,8 @@ class SshTransport(Transport):
             client.load_host_keys(known)
         else:
             Path(known).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        client.set_missing_host_key_policy(_NewKeyPolicy(self.accept_new, known))
+        policy: Any = _NewKeyPolicy(self.accept_new, known)
+        client.set_missing_host_key_policy(policy)
         return client
 
     def _connect(self, client: Any, opts: dict[str, Any], timeout: float, sock: Any = None) -> None:
@@ -374,8 +376,11 @@ class SshTransport(Transport):
         return jclient, chan
 
 
-class _NewKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Unknown host: refuse with the fingerprint and the setting that accepts it (or accept and save)."""
+class _NewKeyPolicy:
+    """Unknown host: refuse with the fingerprint and the setting that accepts it (or accept and save).
+
+    A paramiko MissingHostKeyPolicy by duck type, so importing this module does not import paramiko
+    (~100 ms): `omctl` served by the session hub never needs it."""
 
     def __init__(self, accept: bool, known_hosts: str) -> None:
         self.accept = accept

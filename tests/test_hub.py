@@ -1,0 +1,668 @@
+"""The session hub: one agent per node however many apps run, snapshot + events, recovery after kill -9.
+
+Two halves: simulated nodes (SimFarm in the hub process, fast, no root), and the real 3-node
+testbed (fixture `testbed`), where agents are counted on the nodes themselves. Real Unix sockets,
+real hub processes (detached, as apps start them); every hub a test starts is ended by its PID.
+The GUI-level "omview, omprocs and ommigmon together" test waits for those apps: here the apps
+are three HubCluster clients in separate processes (tests/hub_client_app.py-like inline script).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from omview.core import hub as hubmod
+from omview.core import testbed as tbmod
+from omview.core.cluster import Cluster, open_cluster
+from omview.core.config import default_cluster, load_cluster, load_settings
+from omview.core.hub import HubPaths, HubServer
+from omview.core.hubclient import HUB_RESTARTED, HubCluster, HubError
+from omview.core.model import NodeState
+from omview.core.session import AgentError, Event
+from omview.core.simulate import SimFarm
+from omview.core.testbed import Testbed
+
+SIM_NODES = 3
+SIM_INTERVAL = 0.2
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, step: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if cond():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        p = psutil.Process(pid)
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+class Hubs:
+    """A private runtime folder (XDG_RUNTIME_DIR) and every hub started in it, ended by PID."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pids: set[int] = set()
+
+    def paths(self, config: Any) -> HubPaths:
+        return HubPaths.for_config(config)
+
+    def note(self, pid: int) -> int:
+        if pid:
+            self.pids.add(pid)
+        return pid
+
+    def pid_of(self, config: Any) -> int | None:
+        pid = hubmod.hub_pid(self.paths(config))
+        if pid:
+            self.pids.add(pid)
+        return pid
+
+    def end_all(self) -> None:
+        for pid in self.pids:
+            try:
+                if pid_alive(pid) and "omview" in " ".join(psutil.Process(pid).cmdline()):
+                    os.kill(pid, signal.SIGKILL)
+            except (psutil.Error, ProcessLookupError):
+                pass
+
+    def running(self) -> list[int]:
+        """PIDs of hub processes serving from our runtime folder."""
+        out = []
+        for p in psutil.process_iter(["cmdline"]):
+            try:
+                if "omview.core.hub" in (p.info["cmdline"] or []) and \
+                        p.environ().get("XDG_RUNTIME_DIR") == str(self.root) and pid_alive(p.pid):
+                    out.append(p.pid)
+            except psutil.Error:
+                pass
+        return out
+
+
+@pytest.fixture
+def hubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hubs]:
+    # short and private (mkdtemp: 0700, unpredictable name): Unix socket paths are limited to 107 bytes
+    root = Path(tempfile.mkdtemp(prefix="omh"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(root))
+    monkeypatch.setenv("OMVIEW_HUB_IDLE", "30")
+    h = Hubs(root)
+    try:
+        yield h
+    finally:
+        h.end_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def sim_config() -> Any:
+    return SimFarm(SIM_NODES, procs_per_node=20).config(SIM_INTERVAL)
+
+
+def sim_command(*extra: str, idle: float = 30) -> list[str]:
+    return [sys.executable, "-m", "omview.core.hub", "--simulate", str(SIM_NODES), "--interval", str(SIM_INTERVAL),
+            "--procs", "20", "--idle", str(idle), *extra]
+
+
+def sim_client(hubs: Hubs, *extra: str, name: str = "test", idle: float = 30) -> HubCluster:
+    c = HubCluster(sim_config(), hub_command=sim_command(*extra, idle=idle), client=name).start()
+    hubs.note(c.hub_pid)
+    return c
+
+
+def keys(c: Any, node_id: int | None = None) -> set[tuple[int, int, int]]:
+    return {(n, p.pid, p.start) for n, p in c.processes(node_id)}
+
+
+def node_view(st: NodeState) -> tuple[Any, ...]:
+    return (st.id, st.up, st.reason, st.sample)
+
+
+def full_view(c: Any) -> tuple[Any, ...]:
+    nodes = tuple(node_view(st) for st in c.nodes())
+    procs = tuple(sorted(((n, p.pid, p.start), tuple(sorted(vars(p).items()))) for n, p in c.processes()))
+    return nodes, procs
+
+
+# ---------------------------------------------------------------- simulated nodes
+
+
+def test_paths_are_private_and_per_configuration(hubs: Hubs) -> None:
+    a = hubs.paths(sim_config())
+    b = hubs.paths(SimFarm(4).config(SIM_INTERVAL))
+    assert a.socket != b.socket and a.socket.parent == b.socket.parent == hubs.root / "omview"
+    assert (a.socket.parent.stat().st_mode & 0o777) == 0o700
+    # the settings an app starts a hub with hash like the app's own configuration
+    for config in (default_cluster(), sim_config()):
+        paths = hubs.paths(config)
+        if config.nodes[0].transport == "sim":
+            continue  # simulated nodes are not a settings file's business
+        assert hubmod.config_hash(load_settings(hubmod.write_settings(config, paths))) == paths.key
+        assert (paths.settings.stat().st_mode & 0o777) == 0o600
+
+
+def test_fallback_runtime_dir_is_private_and_not_in_tmp(tmp_path: Path) -> None:
+    d = hubmod.runtime_dir({"HOME": str(tmp_path)})
+    assert d == tmp_path / ".cache" / "omview" / "run"
+    assert (d.stat().st_mode & 0o777) == 0o700
+
+
+def test_snapshot_on_attach_equals_the_hubs_cluster(hubs: Hubs) -> None:
+    """In-process hub on a SimFarm: an app's copy is the hub's Cluster, row for row."""
+    farm = SimFarm(SIM_NODES, procs_per_node=30, churn=0.2)
+    config = farm.config(SIM_INTERVAL)
+    server = HubServer(config, transport_factory=farm.transport).start()
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        direct = server.cluster
+        assert direct.wait_until(lambda: all(n.up for n in direct.nodes()), 10)
+        early = HubCluster(config, autostart=False, client="early").start()
+        # under churn the copies converge on the hub's state (events, not polling)
+        assert early.wait_until(lambda: len(keys(early)) == 3 * 30, 10)
+        for i in farm.nodes:
+            farm.hang(i)  # hold every node still: what the hub has is what an app must have
+        assert wait_for(lambda: full_view(early) == full_view(direct), 5), "early client diverged"
+        late = HubCluster(config, autostart=False, client="late").start()  # attach while nothing moves
+        assert full_view(late) == full_view(direct)
+        assert [n.id for n in late.nodes()] == [1, 2, 3] and late.session(1).agent_info["hostname"] == "sim1"
+        late.stop()
+        for i in farm.nodes:
+            farm.hang(i, False)
+        early.stop()
+    finally:
+        server.shutdown()
+        t.join(10)
+        farm.stop()
+    assert not server.paths.socket.exists()
+
+
+def test_events_keep_the_copy_whole_under_churn(hubs: Hubs) -> None:
+    """Every sample's new/changed/gone applied: the copy stays equal to a fresh snapshot."""
+    c = sim_client(hubs)
+    seen: list[Event] = []
+    c.subscribe(seen.append)
+    try:
+        assert c.wait_until(lambda: sum(1 for e in seen if e.kind == "sample" and e.gone) >= 3, 20)
+        for _ in range(3):
+            fresh = HubCluster(sim_config(), autostart=False).start()
+            same = wait_for(lambda fresh=fresh: keys(fresh) == keys(c), 2, 0.005)
+            fresh.stop()
+            if same:
+                break
+        assert same
+    finally:
+        c.stop()
+
+
+def test_three_apps_in_three_processes_share_one_hub(hubs: Hubs) -> None:
+    """No hub running; three apps start at once: one hub wins the lock, all three use it."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        from omview.core.hubclient import HubCluster
+        from omview.core.simulate import SimFarm
+        c = HubCluster(SimFarm({SIM_NODES}, procs_per_node=20).config({SIM_INTERVAL}),
+                       hub_command={sim_command()!r}, client="app" + sys.argv[1]).start()
+        c.wait_until(lambda: all(n.up for n in c.nodes()), 10)
+        print(json.dumps({{"hub": c.hub_pid, "procs": len(c.processes())}}), flush=True)
+        sys.stdin.read()
+        c.stop()
+    """)
+    apps = [subprocess.Popen([sys.executable, "-c", script, str(i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True) for i in range(3)]
+    try:
+        reports = [json.loads(a.stdout.readline()) for a in apps if a.stdout]
+        hub_pids = {r["hub"] for r in reports}
+        for p in hub_pids:
+            hubs.note(p)
+        assert len(hub_pids) == 1 and all(r["procs"] == SIM_NODES * 20 for r in reports), reports
+        hub_pid = hub_pids.pop()
+        probe = HubCluster(sim_config(), autostart=False, client="probe").start()
+        info = probe.hub_info()
+        probe.stop()
+        assert info["pid"] == hub_pid and sum(1 for n in info["clients"] if n.startswith("app")) == 3, info
+        assert hubs.running() == [hub_pid]
+    finally:
+        for a in apps:
+            if a.stdin:
+                a.stdin.close()
+            a.wait(10)
+
+
+def test_kill_9_the_hub_apps_recover_and_no_node_goes_down(hubs: Hubs) -> None:
+    a = sim_client(hubs, name="a")
+    b = sim_client(hubs, name="b")
+    events: list[Event] = []
+    a.subscribe(events.append)
+    try:
+        assert a.wait_until(lambda: all(n.up for n in a.nodes()) and len(keys(a)) == 60, 10)
+        old = a.hub_pid
+        before = {n.id: n.up for n in a.nodes()}
+        t0 = time.monotonic()
+        os.kill(old, signal.SIGKILL)
+        assert a.wait_until(lambda: not a.hub_connected, 5)
+        assert all(n.up for n in a.nodes())  # the link is down, not the nodes
+        assert a.wait_until(lambda: a.hub_connected and a.hub_pid != old, 10), a.hub_reason
+        assert b.wait_until(lambda: b.hub_connected and b.hub_pid == a.hub_pid, 10), b.hub_reason
+        print(f"reattached {time.monotonic() - t0:.2f} s after kill -9")
+        hubs.note(a.hub_pid)
+        # the process table is whole again: the new hub's full samples (a new farm: new processes)
+        assert a.wait_until(lambda: len(keys(a)) == 60 and all(len(keys(a, i)) == 20 for i in (1, 2, 3)), 10)
+        assert wait_for(lambda: keys(a) == keys(b), 5)
+        assert before == {n.id: True for n in a.nodes()}
+        assert not [e for e in events if e.kind == "down"], [e for e in events if e.kind == "down"]
+        hub_events = [e.data["up"] for e in events if e.kind == "hub"]
+        assert hub_events == [False, True]
+        assert not pid_alive(old)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_requests_in_flight_during_kill_complete_or_fail_clearly(hubs: Hubs) -> None:
+    """Node 3 of the first hub never answers (as if hung): its requests are in flight when we kill
+    the hub. A read is sent again to the new hub and completes; a signal fails with the text."""
+    c = sim_client(hubs, "--mute", "3", name="inflight")
+    try:
+        assert c.wait_until(lambda: len(keys(c, 3)) == 20, 10)
+        c.hub_command = sim_command()  # the restarted hub answers
+        proc = c.processes(3)[0][1]
+        read = c.request(3, "get_admin")
+        kill_result: list[BaseException | None] = []
+
+        def send_signal() -> None:
+            try:
+                c.signal(3, proc.pid, "CONT")
+                kill_result.append(None)
+            except BaseException as exc:
+                kill_result.append(exc)
+
+        t = threading.Thread(target=send_signal)
+        t.start()
+        time.sleep(0.3)  # let both reach the hub (not a timing assertion: either order is fine below)
+        old = c.hub_pid
+        os.kill(old, signal.SIGKILL)
+        assert read.result(15)["block"] is False  # resent to the new hub, answered there
+        t.join(30)
+        assert len(kill_result) == 1
+        exc = kill_result[0]
+        assert isinstance(exc, AgentError) and exc.code == "hub" and str(exc) == HUB_RESTARTED, exc
+        hubs.note(c.hub_pid)
+        # and after the restart, actions work again
+        assert c.wait_until(lambda: c.hub_connected and len(keys(c, 3)) == 20, 10)
+        p = c.processes(3)[0][1]
+        c.signal(3, p.pid, "CONT")
+    finally:
+        c.stop()
+
+
+def test_requests_made_while_the_hub_is_away_are_sent_when_it_is_back(hubs: Hubs) -> None:
+    c = sim_client(hubs, name="patient")
+    try:
+        c.autostart = False  # nobody restarts it until we say so
+        old = c.hub_pid
+        os.kill(old, signal.SIGKILL)
+        assert c.wait_until(lambda: not c.hub_connected, 5)
+        fut = c.request(2, "set_admin", {"quiet": True})
+        assert not fut.done()
+        c.autostart = True
+        assert fut.result(15)["quiet"] is True
+        hubs.note(c.hub_pid)
+        assert c.hub_pid != old
+    finally:
+        c.stop()
+
+
+def test_stale_socket_is_cleaned_up_and_a_second_hub_refuses(hubs: Hubs) -> None:
+    config = sim_config()
+    paths = hubs.paths(config)
+    c = sim_client(hubs)
+    pid = c.hub_pid
+    c.stop()
+    # a second hub for the same configuration refuses: the lock is held
+    r = subprocess.run(sim_command("--foreground"), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 3 and "already runs" in r.stdout + r.stderr and str(pid) in r.stdout + r.stderr
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: not pid_alive(pid), 5)
+    assert paths.socket.exists()  # kill -9 leaves it behind
+    assert hubs.running() == [], (pid, hubs.running(), paths.log.read_text()[-3000:])
+    with pytest.raises(ConnectionRefusedError):
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(str(paths.socket))
+        finally:
+            s.close()
+    # an app that finds it (without starting a hub) says so and removes it
+    with pytest.raises(HubError, match="died"):
+        HubCluster(config, autostart=False).start()
+    assert not paths.socket.exists()
+    # a hub started over a leftover socket file removes it itself
+    leftover = socket.socket(socket.AF_UNIX)
+    leftover.bind(str(paths.socket))
+    leftover.close()
+    assert paths.socket.exists()
+    c = sim_client(hubs)
+    assert c.wait_until(lambda: all(n.up for n in c.nodes()), 10)
+    c.stop()
+
+
+def test_hub_exits_when_idle_and_removes_its_socket(hubs: Hubs) -> None:
+    c = sim_client(hubs, idle=1)
+    pid = c.hub_pid
+    paths = c.paths
+    assert c.wait_until(lambda: all(n.up for n in c.nodes()), 10)
+    assert pid_alive(pid)
+    c.stop()
+    assert wait_for(lambda: not pid_alive(pid), 15)
+    assert not paths.socket.exists() and hubmod.hub_pid(paths) is None
+
+
+def test_another_uid_cannot_attach(hubs: Hubs) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become another user")
+    c = sim_client(hubs)
+    paths = c.paths
+    probe = textwrap.dedent("""
+        import json, os, socket, sys
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(sys.argv[1])
+        except OSError as exc:
+            print(json.dumps({"uid": os.getuid(), "connect": exc.__class__.__name__})); sys.exit()
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        print(json.dumps({"uid": os.getuid(), "connect": "ok", "got": data.decode()}))
+    """)
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+
+    def run_probe() -> dict[str, Any]:
+        # os.setgroups/setgid/setuid in the forked child before exec (subprocess's user/group)
+        r = subprocess.run([python, "-I", "-c", probe, str(paths.socket)], capture_output=True, text=True,
+                           timeout=30, user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[], cwd="/")
+        assert r.returncode == 0, r.stderr
+        return dict(json.loads(r.stdout))
+
+    try:
+        # 1. the 0700 folder and the 0600 socket keep other users out
+        res = run_probe()
+        assert res["uid"] == nobody.pw_uid and res["connect"] == "PermissionError", res
+        # 2. even when the file modes let them in, SO_PEERCRED does not: the hub refuses and hangs up
+        os.chmod(paths.socket.parent, 0o711)
+        os.chmod(hubs.root, 0o711)
+        os.chmod(paths.socket, 0o666)
+        res = run_probe()
+        assert res["connect"] == "ok", res
+        msgs = [json.loads(line) for line in res["got"].splitlines() if line]
+        assert [m["type"] for m in msgs] == ["refused"] and f"uid {os.getuid()} only" in msgs[0]["reason"], msgs
+        assert c.hub_info()["clients"] == [c.client + f" (pid {os.getpid()})"]  # ours still served
+    finally:
+        os.chmod(paths.socket.parent, 0o700)
+        os.chmod(hubs.root, 0o700)
+        c.stop()
+
+
+def test_open_cluster_chooses(hubs: Hubs, monkeypatch: pytest.MonkeyPatch) -> None:
+    # simulated nodes live in the app: always direct in auto mode
+    c = open_cluster(sim_config(), start_hub=False)
+    try:
+        assert isinstance(c, Cluster)
+    finally:
+        c.stop()
+    config = default_cluster()  # this machine through a local agent: a real hub can serve it
+    monkeypatch.setenv("OMVIEW_HUB", "0")
+    d = open_cluster(config)
+    d.stop()
+    assert isinstance(d, Cluster)
+    monkeypatch.delenv("OMVIEW_HUB")
+    e = open_cluster(config, start_hub=False)  # no hub runs and we may not start one
+    e.stop()
+    assert isinstance(e, Cluster)
+    h = open_cluster(config, mode="hub", client="pytest")  # the default start: python -m omview.core.hub
+    try:
+        assert isinstance(h, HubCluster)
+        hubs.note(h.hub_pid)
+        assert h.wait_until(lambda: h.node(1).up, 20), h.node(1).reason
+        assert h.call(1, "ping")["time"] > 0
+        log = HubPaths.for_config(config).log.read_text()
+        assert "pytest" in log and str(h.hub_pid) in log
+        auto = open_cluster(config, start_hub=False)  # now one runs: auto takes it
+        assert isinstance(auto, HubCluster) and auto.hub_pid == h.hub_pid
+        auto.stop()
+    finally:
+        h.stop()
+    os.kill(h.hub_pid, signal.SIGTERM)
+    assert wait_for(lambda: not pid_alive(h.hub_pid), 10)
+
+
+# ---------------------------------------------------------------- the real testbed
+
+
+def agent_pids(tb: Testbed) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for node in tb.nodes:
+        out[node.id] = []
+        for pid in tbmod.node_pids(tb, node.id):
+            try:
+                if "omview-agent" in " ".join(psutil.Process(pid).cmdline()):
+                    out[node.id].append(pid)
+            except psutil.Error:
+                pass
+    return out
+
+
+def stable(c: Any, node_id: int) -> set[tuple[int, int]]:
+    """Process keys of a node without the sessions of whoever is watching (agents, their sshd)."""
+    return {(p.pid, p.start) for _, p in c.processes(node_id)
+            if "omview-agent" not in p.cmd and not p.cmd.startswith("sshd:")}
+
+
+APP = textwrap.dedent("""
+    import json, sys
+    from omview.core.cluster import open_cluster
+    from omview.core.config import load_cluster
+    c = open_cluster(load_cluster(sys.argv[1]), mode="hub", client=sys.argv[2])
+    ok = c.wait_until(lambda: all(n.up for n in c.nodes()), 30)
+    print(json.dumps({"hub": c.hub_pid, "up": ok, "procs": len(c.processes())}), flush=True)
+    for line in sys.stdin:  # "report" → the app's view, as omprocs would show it
+        print(json.dumps({"hub": c.hub_pid, "connected": c.hub_connected,
+                          "up": [n.up for n in c.nodes()], "procs": len(c.processes())}), flush=True)
+    c.stop()
+""")
+
+
+@pytest.fixture
+def testbed_apps(testbed: Testbed, hubs: Hubs) -> Iterator[list[subprocess.Popen[str]]]:
+    apps: list[subprocess.Popen[str]] = []
+    yield apps
+    for a in apps:
+        if a.stdin:
+            a.stdin.close()
+        try:
+            a.wait(10)
+        except subprocess.TimeoutExpired:
+            a.kill()
+            a.wait()
+
+
+def start_app(tb: Testbed, apps: list[subprocess.Popen[str]], name: str) -> subprocess.Popen[str]:
+    a = subprocess.Popen([sys.executable, "-c", APP, str(tb.cluster_file), name], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    apps.append(a)
+    return a
+
+
+def report(a: subprocess.Popen[str]) -> dict[str, Any]:
+    assert a.stdin and a.stdout
+    a.stdin.write("report\n")
+    a.stdin.flush()
+    return dict(json.loads(a.stdout.readline()))
+
+
+def test_testbed_three_apps_one_agent_per_node_and_kill_9(
+    testbed: Testbed, hubs: Hubs, testbed_apps: list[subprocess.Popen[str]]
+) -> None:
+    config = load_cluster(str(testbed.cluster_file))
+    # wait for agents of earlier tests' clusters to be gone: we count ours
+    assert wait_for(lambda: all(not v for v in agent_pids(testbed).values()), 20), agent_pids(testbed)
+    firsts = [json.loads(start_app(testbed, testbed_apps, name).stdout.readline())  # type: ignore[union-attr]
+              for name in ("omview", "omprocs", "ommigmon")]
+    hub_pids = {f["hub"] for f in firsts}
+    for p in hub_pids:
+        hubs.note(p)
+    assert len(hub_pids) == 1 and all(f["up"] for f in firsts), firsts
+    hub_pid = hub_pids.pop()
+    me = HubCluster(config, autostart=False, client="pytest").start()
+    events: list[Event] = []
+    me.subscribe(events.append)
+    try:
+        assert me.hub_pid == hub_pid
+        # exactly one agent per node, however many apps: counted on the nodes
+        assert wait_for(lambda: all(len(v) == 1 for v in agent_pids(testbed).values()), 15), agent_pids(testbed)
+        before = agent_pids(testbed)
+        assert len(me.hub_info()["clients"]) == 4
+        # kill -9 the hub: every app reattaches by itself, no lamp turns red, tables whole again
+        t0 = time.monotonic()
+        os.kill(hub_pid, signal.SIGKILL)
+        assert me.wait_until(lambda: me.hub_connected and me.hub_pid != hub_pid, 15), me.hub_reason
+        hubs.note(me.hub_pid)
+        assert me.wait_until(lambda: all(n.up for n in me.nodes()), 15)
+        print(f"testbed: reattached {time.monotonic() - t0:.2f} s after kill -9")
+        assert not [e for e in events if e.kind == "down"], [(e.node_id, e.message) for e in events]
+        for a in testbed_apps:
+            assert wait_for(lambda a=a: (r := report(a))["connected"] and r["hub"] == me.hub_pid, 15, 0.2)
+            r = report(a)
+            assert all(r["up"]) and r["procs"] > 0, r
+        # the old hub's agents saw their channel close and left; the new hub's are the only ones
+        assert wait_for(lambda: all(len(v) == 1 for v in agent_pids(testbed).values())
+                        and agent_pids(testbed) != before, 20), (before, agent_pids(testbed))
+        # whole: what the apps see is what a direct connection sees (but for each one's own sessions)
+        with Cluster(config) as direct:
+            assert direct.wait_until(lambda: all(n.up for n in direct.nodes()), 30)
+            for i in (1, 2, 3):
+                assert wait_for(lambda i=i: stable(me, i) == stable(direct, i), 10), (
+                    i, stable(me, i) ^ stable(direct, i))
+            for a, b in zip(me.nodes(), direct.nodes(), strict=True):
+                assert a.up and b.up and a.sample and b.sample
+                assert (a.sample.hostname, a.sample.cpus, a.sample.speed, a.sample.mem_total) == (
+                    b.sample.hostname, b.sample.cpus, b.sample.speed, b.sample.mem_total)
+    finally:
+        me.stop()
+
+
+def test_testbed_requests_during_a_kill_complete_or_fail_clearly(testbed: Testbed, hubs: Hubs) -> None:
+    config = load_cluster(str(testbed.cluster_file))
+    c = open_cluster(config, mode="hub", client="pytest")
+    assert isinstance(c, HubCluster)
+    hubs.note(c.hub_pid)
+    sleeper = tbmod.node_exec(testbed, 1, [sys.executable, "-c", "import time; time.sleep(600)", "omview-hubtest"])
+    try:
+        assert c.wait_until(lambda: any("omview-hubtest" in p.cmd for _, p in c.processes(1)), 20)
+        proc = next(p for _, p in c.processes(1) if "omview-hubtest" in p.cmd)
+        futures: list[Any] = []
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def hammer(kind: str) -> None:
+            for _ in range(200):
+                try:
+                    if kind == "signal":
+                        c.signal(1, proc.pid, "CONT")
+                    else:
+                        c.renice(1, proc.pid, 3)
+                    res = "ok"
+                except AgentError as exc:
+                    res = "hub" if exc.code == "hub" and str(exc) == HUB_RESTARTED else f"bad {exc.code}: {exc}"
+                with lock:
+                    outcomes.append(f"{kind}:{res}")
+
+        threads = [threading.Thread(target=hammer, args=(k,)) for k in ("signal", "renice")]
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(outcomes) >= 20, 10)
+        old = c.hub_pid
+        os.kill(old, signal.SIGKILL)
+        futures.append(c.request(2, "get_admin"))
+        for t in threads:
+            t.join(120)
+            assert not t.is_alive()
+        assert futures[0].result(20)["stopped"] is False
+        hubs.note(c.hub_pid)
+        assert c.hub_pid != old
+        assert len(outcomes) == 400  # every request ended: done, or a clear failure
+        assert not [o for o in outcomes if ":bad" in o], [o for o in outcomes if ":bad" in o]
+        assert "renice:hub" not in outcomes  # idempotent: sent again rather than failed
+        print({k: outcomes.count(k) for k in set(outcomes)})
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        c.stop()
+
+
+def test_testbed_omctl_uses_a_running_hub(testbed: Testbed, hubs: Hubs) -> None:
+    def omctl(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "omview.cli", "--cluster", str(testbed.cluster_file), *args],
+                           capture_output=True, text=True, timeout=60)
+        return r, time.monotonic() - t0
+
+    direct, t_direct = omctl("status", "--json")
+    assert direct.returncode == 0, direct.stderr
+    r = subprocess.run([sys.executable, "-m", "omview.cli", "--cluster", str(testbed.cluster_file), "hub"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "session hub" in r.stdout, (r.stdout, r.stderr)
+    config = load_cluster(str(testbed.cluster_file))
+    pid = hubs.pid_of(config)
+    assert pid
+    again = subprocess.run([sys.executable, "-m", "omview.cli", "--cluster", str(testbed.cluster_file), "hub"],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "already runs" in again.stdout + again.stderr
+    probe = HubCluster(config, autostart=False).start()
+    try:
+        assert probe.wait_until(lambda: all(n.up for n in probe.nodes()), 30)
+        attaches = probe.hub_info()["attaches"]
+        times = []
+        for _ in range(3):
+            viahub, t = omctl("status", "--json")
+            assert viahub.returncode == 0, viahub.stderr
+            times.append(t)
+        assert probe.hub_info()["attaches"] == attaches + 3  # each omctl went through the hub
+        assert [n["id"] for n in json.loads(viahub.stdout)["nodes"]] == [1, 2, 3]
+        print(f"omctl status: direct {t_direct * 1000:.0f} ms, through the hub {min(times) * 1000:.0f} ms")
+        assert omctl("setspeed", "2", "7777")[0].returncode == 0
+        assert probe.wait_until(lambda: (s := probe.node(2).sample) is not None and s.speed == 7777, 10)
+        assert omctl("setspeed", "2", "5000")[0].returncode == 0
+    finally:
+        probe.stop()
+        os.kill(pid, signal.SIGTERM)
+        assert wait_for(lambda: not pid_alive(pid), 15)
