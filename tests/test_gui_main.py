@@ -256,7 +256,6 @@ def test_node_dialog_preselects_and_changes_admin_state(qtbot, window: MainWindo
     pump(1.2)
     dlg = window.open_node_dialog(2)
     assert dlg is not None
-    qtbot.addWidget(dlg)
     assert dlg.buttons["block"][0].isChecked()  # preselected from the node's real state
     assert dlg.buttons["stay"][0].isChecked()  # automigration on
     expected = {"stay": True, "quiet": True, "lstay": True, "block": False, "stopped": True}
@@ -276,7 +275,6 @@ def test_node_dialog_preselects_and_changes_admin_state(qtbot, window: MainWindo
     pump(1.2)
     dlg2 = window.open_node_dialog(2)
     assert dlg2 is not None and dlg2 is not dlg
-    qtbot.addWidget(dlg2)
     for field, which in clicks.items():
         assert dlg2.buttons[field][which].isChecked(), field
 
@@ -284,7 +282,6 @@ def test_node_dialog_preselects_and_changes_admin_state(qtbot, window: MainWindo
 def test_all_nodes_dialog_applies_to_each_node(qtbot, window: MainWindow, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
     dlg = window.open_node_dialog(ALL_NODES)
     assert dlg is not None
-    qtbot.addWidget(dlg)
     click(qtbot, dlg.buttons["quiet"][0])
     qtbot.waitUntil(lambda: all(n.admin.quiet for n in sim3.farm.nodes.values()), timeout=5000)
     qtbot.waitUntil(lambda: not dlg.busy, timeout=5000)
@@ -311,12 +308,18 @@ def test_dialog_reports_failure_on_down_node(qtbot, window: MainWindow, sim3: Si
     sim3.farm.revive(3)
 
 
-def test_bring_expel_disabled_with_reason(window: MainWindow) -> None:
-    dlg = window.open_node_dialog(1)
+def test_bring_and_expel_report_per_node(qtbot, window: MainWindow, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
+    dlg = window.open_node_dialog(ALL_NODES)
     assert dlg is not None
-    for btn in (dlg.bring, dlg.expel):
-        assert not btn.isEnabled()
-        assert "migration engine" in btn.toolTip()
+    assert dlg.expel.isEnabled() and dlg.bring.isEnabled(), dlg.expel.toolTip()
+    qtbot.mouseClick(dlg.expel, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=10000)
+    log = dlg.log.toPlainText()
+    for node_id in (1, 2, 3):  # simulated processes all run at home: nothing to send back
+        assert f"node {node_id}: expel: no guest processes" in log, log
+    qtbot.mouseClick(dlg.bring, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=10000)
+    assert "node 2: bring: no process of this node runs elsewhere" in dlg.log.toPlainText()
     dlg.close()
 
 
@@ -438,13 +441,11 @@ def test_screenshot_node_dialog(qtbot, window: MainWindow, sim3: SimSetup) -> No
     pump(1.2)
     dlg = window.open_node_dialog(2)
     assert dlg is not None
-    qtbot.addWidget(dlg)
     click(qtbot, dlg.buttons["block"][0])
     qtbot.waitUntil(lambda: not dlg.busy, timeout=5000)
     print(f"\nscreenshot: {screenshot(dlg, 'node_dialog')}")
     alld = window.open_node_dialog(ALL_NODES)
     assert alld is not None
-    qtbot.addWidget(alld)
     pump(0.3)
     print(f"screenshot: {screenshot(alld, 'node_dialog_all')}")
 
@@ -463,7 +464,6 @@ def test_screenshot_dark_palette(qtbot, qapp: QApplication, sim3: SimSetup) -> N
         print(f"\nscreenshot: {screenshot(w, 'main_dark')}")
         dlg = w.open_node_dialog(2)
         assert dlg is not None
-        qtbot.addWidget(dlg)
         pump(0.2)
         print(f"screenshot: {screenshot(dlg, 'node_dialog_dark')}")
         sim3.farm.revive(1)
@@ -493,7 +493,6 @@ def test_local_agent_node_dialog_and_speed(qtbot, light, tmp_path: Path) -> None
         qtbot.waitUntil(lambda: w.model is not None and w.model.aggregate.up == 1, timeout=15000)
         dlg = w.open_node_dialog(1)
         assert dlg is not None
-        qtbot.addWidget(dlg)
         click(qtbot, dlg.buttons["block"][0])
         qtbot.waitUntil(lambda: not dlg.busy, timeout=10000)
         assert cluster.get_admin(1).block is True, dlg.log.toPlainText()
@@ -550,7 +549,6 @@ def test_testbed_slider_dialog_and_lamps(qtbot, light, testbed) -> None:  # type
         # node dialog: block on node 1, read back through omctl, and off again
         dlg = w.open_node_dialog(1)
         assert dlg is not None
-        qtbot.addWidget(dlg)
         click(qtbot, dlg.buttons["block"][0])
         qtbot.waitUntil(lambda: not dlg.busy, timeout=15000)
         assert _omctl_node(cluster_file, 1)["admin"]["block"] is True, dlg.log.toPlainText()

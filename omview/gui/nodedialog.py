@@ -9,9 +9,11 @@ delays only its own line.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -149,12 +151,21 @@ class NodeDialog(QDialog):
         outer.addWidget(box)
 
         actions = QHBoxLayout()
+        self._cancel: list[threading.Event] = []
+        self._migrating = 0
         self.bring = QPushButton("Bring")
-        self.bring.setToolTip(f"Bring this node's processes home. {MIGRATION_MISSING}")
         self.expel = QPushButton("Expel")
-        self.expel.setToolTip(f"Send guest processes back to their home nodes. {MIGRATION_MISSING}")
-        for btn in (self.bring, self.expel):
-            btn.setEnabled(False)
+        self.bring.clicked.connect(lambda: self._migrate("bring"))
+        self.expel.clicked.connect(lambda: self._migrate("expel"))
+        self.migration_problem = migration_problem(cluster)
+        whose = "every up node's" if node_id == ALL_NODES else "this node's"
+        tips = {
+            self.bring: f"mosctl bring: migrate {whose} own processes back home from the other nodes (CRIU)",
+            self.expel: f"mosctl expel: send the guest processes on {whose.replace(' own', '')} node back home",
+        }
+        for btn, tip in tips.items():
+            btn.setToolTip(tip if not self.migration_problem else f"{tip}. {self.migration_problem}")
+            btn.setEnabled(self.migration_problem is None)
         self.procbox = QPushButton("Remote proc-box…")
         what = "every node" if node_id == ALL_NODES else f"node {node_id}"
         self.procbox.setToolTip(f"Open the process box (omprocs) showing {what}; it runs here and talks SSH")
@@ -162,10 +173,11 @@ class NodeDialog(QDialog):
         self.procbox.clicked.connect(self._procbox)
         actions.addWidget(self.bring)
         actions.addWidget(self.expel)
-        why = QLabel("needs the migration engine")
-        why.setToolTip(MIGRATION_MISSING)
-        why.setEnabled(False)
-        actions.addWidget(why)
+        if self.migration_problem:
+            why = QLabel("migration unavailable")
+            why.setToolTip(self.migration_problem)
+            why.setEnabled(False)
+            actions.addWidget(why)
         actions.addStretch(1)
         actions.addWidget(self.procbox)
         outer.addLayout(actions)
@@ -281,6 +293,60 @@ class NodeDialog(QDialog):
             self._busy.pop(s.field)
             self.refresh()
 
+    def _migrate(self, what: str) -> None:
+        """bring/expel on each target node, in workers; every moved process gets a result line."""
+        from omview.core import migration
+
+        fn = migration.bring if what == "bring" else migration.expel
+        targets = self.targets()
+        if not targets:
+            self.note(f"{what}: no node is up")
+            return
+        for btn in (self.bring, self.expel):
+            btn.setEnabled(False)
+        self._migrating += len(targets)
+        self.note(f"{what} on {len(targets)} node(s)…" if len(targets) > 1 else f"{what} on node {targets[0].id}…")
+        for st in targets:
+            cancel = threading.Event()
+            self._cancel.append(cancel)
+            self.workers.submit(
+                fn,
+                self.cluster,
+                st.id,
+                cancel=cancel,
+                on_done=lambda results, st=st: self._migrated(what, st.id, results, None),
+                on_error=lambda exc, st=st: self._migrated(what, st.id, [], exc),
+                context=self,
+            )
+
+    def _migrated(self, what: str, node_id: int, results: list[Any], error: BaseException | None) -> None:
+        if error is not None:
+            self.note(f"node {node_id}: {what}: FAILED: {error}")
+        elif not results:
+            nothing = "no process of this node runs elsewhere" if what == "bring" else "no guest processes"
+            self.note(f"node {node_id}: {what}: {nothing}")
+        for r in results:
+            if r.ok:
+                self.note(
+                    f"node {node_id}: {what}: pid {r.pid} node {r.source} → node {r.target} "
+                    f"(now pid {r.new_pid}, frozen {r.frozen:.1f} s)"
+                )
+            else:
+                how = "refused" if r.refused else ("cancelled" if r.cancelled else "FAILED")
+                self.note(f"node {node_id}: {what}: pid {r.pid} on node {r.source}: {how}: {r.error}")
+        self._migrating -= 1
+        if self._migrating <= 0:
+            self._migrating = 0
+            self._cancel.clear()
+            for btn in (self.bring, self.expel):
+                btn.setEnabled(self.migration_problem is None)
+
+    def done(self, result: int) -> None:
+        """Closing the dialog cancels migrations not yet past their commit point."""
+        for ev in self._cancel:
+            ev.set()
+        super().done(result)
+
     def _procbox(self) -> None:
         if self.launch_procbox is not None:
             self.launch_procbox(self.node_id)
@@ -292,4 +358,15 @@ class NodeDialog(QDialog):
 
     @property
     def busy(self) -> bool:
-        return bool(self._busy)
+        return bool(self._busy) or self._migrating > 0
+
+
+def migration_problem(cluster: object) -> str | None:
+    """Why bring/expel cannot run from here, or None."""
+    try:
+        import omview.core.migration  # noqa: F401
+    except ImportError:
+        return MIGRATION_MISSING
+    if not callable(getattr(cluster, "transport", None)):
+        return "Migration needs a direct cluster connection; the session hub cannot migrate yet"
+    return None
