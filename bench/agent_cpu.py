@@ -1,11 +1,17 @@
 """CPU cost of the node agent with many processes on the node, against a psutil baseline.
 
-Starts N `sleep 600` processes (default 1000), runs the agent at 1 Hz for ~20 s and reports the
-agent's CPU in percent of one core; then runs a psutil.process_iter sampler that collects the same
-fields at the same rate over the same processes, and prints both and their ratio. Only the sleep
-processes this script started are killed, by PID, also when something fails.
+Starts N `sleep 600` processes (default 1000), runs the agent at 1 Hz and, after a warm-up of W
+samples (the first sample reads everything; sleepers are probed less often once they have slept
+for a while), measures its CPU over ~S seconds in percent of one core. Then a psutil.process_iter
+sampler that collects the same fields at the same rate over the same processes is measured the
+same way; both figures and their ratio are printed. No assertions: the figures are the result.
 
-    .venv/bin/python bench/agent_cpu.py [-n 1000] [-s 20]
+`--ns` runs the agent, the sleepers and the baseline in a fresh PID namespace (root, util-linux),
+so other work on this machine neither adds processes to the table nor varies between runs.
+
+Only the sleep processes this script started are killed, by PID, also when something fails.
+
+    .venv/bin/python bench/agent_cpu.py [-n 1000] [-s 20] [-w 12] [--ns]
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,78 +55,135 @@ while time.monotonic() < end:
     time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 """
 
+#: In --ns mode the namespace's first process starts the sleepers, then becomes the agent.
+NS_SPAWN = 'i=0; while [ "$i" -lt {n} ]; do sleep 600 & i=$((i+1)); done; exec "$0" "$@"'
+
 
 def cpu_seconds(pid: int) -> float:
     t = psutil.Process(pid).cpu_times()
     return t.user + t.system
 
 
-def run_agent(seconds: float) -> tuple[float, int]:
-    """Agent CPU % of one core over `seconds` after its first (full) sample, and its nprocs."""
-    src = agent_source()
-    agent = subprocess.Popen([sys.executable, "-u", "-c", BOOTSTRAP], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE)
-    assert agent.stdin is not None and agent.stdout is not None
-    try:
-        agent.stdin.write(str(len(src)).encode() + b"\n" + src)
+def only_child(pid: int) -> int:
+    """PID of the one child of `pid` (unshare/nsenter fork the real program), waiting for it."""
+    deadline = time.monotonic() + 30
+    while True:
+        kids = psutil.Process(pid).children()
+        if kids:
+            return kids[0].pid
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process {pid} started no child")
+        time.sleep(0.05)
+
+
+class Bench:
+    def __init__(self, n: int, seconds: float, warmup: int, ns: bool) -> None:
+        self.n, self.seconds, self.warmup, self.ns = n, seconds, warmup, ns
+        self.sleepers: list[int] = []  # PIDs (as this machine sees them) of the sleeps we started
+        self.popens: list[subprocess.Popen[bytes]] = []
+        self.agent: subprocess.Popen[bytes] | None = None
+        self.agent_pid = 0  # the agent's PID as this machine sees it
+
+    def start_sleepers_here(self) -> None:
+        for _ in range(self.n):
+            p = subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL)
+            self.popens.append(p)
+            self.sleepers.append(p.pid)
+
+    def start_agent(self) -> None:
+        argv = [sys.executable, "-u", "-c", BOOTSTRAP]
+        if self.ns:
+            argv = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                    "sh", "-c", NS_SPAWN.format(n=self.n), *argv]
+        self.agent = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.agent_pid = only_child(self.agent.pid) if self.ns else self.agent.pid
+        assert self.agent.stdin is not None
+        src = agent_source()
+        self.agent.stdin.write(str(len(src)).encode() + b"\n" + src)
+        self.agent.stdin.flush()
+
+    def run_agent(self) -> tuple[float, int]:
+        """Agent CPU % of one core over the measured stretch, and its nprocs."""
+        agent = self.agent
+        assert agent is not None and agent.stdin is not None and agent.stdout is not None
         with tempfile.TemporaryDirectory() as state:
             req = {"id": 1, "op": "start", "args": {"interval": 1, "state_dir": state}}
             agent.stdin.write(json.dumps(req).encode() + b"\n")
             agent.stdin.flush()
-            nprocs = 0
-            while True:  # wait for the first sample: startup and the full table are not the steady state
+            nprocs, samples = 0, 0
+            while samples < self.warmup:
+                msg = json.loads(agent.stdout.readline())
+                if msg["type"] == "sample":
+                    samples += 1
+            c0, w0 = cpu_seconds(self.agent_pid), time.monotonic()
+            while time.monotonic() < w0 + self.seconds:
                 msg = json.loads(agent.stdout.readline())
                 if msg["type"] == "sample":
                     nprocs = msg["node"]["nprocs"]
-                    break
-            c0, w0 = cpu_seconds(agent.pid), time.monotonic()
-            end = w0 + seconds
-            while time.monotonic() < end:
-                msg = json.loads(agent.stdout.readline())
-                if msg["type"] == "sample":
-                    nprocs = msg["node"]["nprocs"]
-            c1, w1 = cpu_seconds(agent.pid), time.monotonic()
-    finally:
-        agent.stdin.close()
-        agent.wait(10)
-    return 100.0 * (c1 - c0) / (w1 - w0), nprocs
+            c1, w1 = cpu_seconds(self.agent_pid), time.monotonic()
+        return 100.0 * (c1 - c0) / (w1 - w0), nprocs
 
+    def run_baseline(self) -> float:
+        argv = [sys.executable, "-c", BASELINE, str(self.seconds + 6)]
+        if self.ns:
+            argv = ["nsenter", "--target", str(self.agent_pid), "--pid", "--mount", "--", *argv]
+        base = subprocess.Popen(argv)
+        try:
+            pid = only_child(base.pid) if self.ns else base.pid
+            time.sleep(3)  # its first pass builds the psutil objects: not the steady state either
+            c0, w0 = cpu_seconds(pid), time.monotonic()
+            time.sleep(self.seconds)
+            c1, w1 = cpu_seconds(pid), time.monotonic()
+        finally:
+            base.wait(60)
+        return 100.0 * (c1 - c0) / (w1 - w0)
 
-def run_baseline(seconds: float) -> float:
-    base = subprocess.Popen([sys.executable, "-c", BASELINE, str(seconds + 3)])
-    try:
-        time.sleep(3)  # its first pass builds the psutil objects: not the steady state either
-        c0, w0 = cpu_seconds(base.pid), time.monotonic()
-        time.sleep(seconds)
-        c1, w1 = cpu_seconds(base.pid), time.monotonic()
-    finally:
-        base.wait(30)
-    return 100.0 * (c1 - c0) / (w1 - w0)
+    def cleanup(self) -> None:
+        if self.ns and self.agent_pid:
+            try:
+                self.sleepers = [c.pid for c in psutil.Process(self.agent_pid).children()
+                                 if c.name() == "sleep"]
+            except psutil.Error:
+                self.sleepers = []
+        for pid in self.sleepers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for p in self.popens:
+            p.wait()
+        if self.agent is not None:
+            if self.agent.stdin is not None:
+                self.agent.stdin.close()
+            if self.agent.stdout is not None:
+                self.agent.stdout.read()  # the agent ends at EOF; drain what it still says
+            self.agent.wait(30)
+
+    def run(self) -> None:
+        try:
+            if not self.ns:
+                self.start_sleepers_here()
+            self.start_agent()
+            agent_pct, nprocs = self.run_agent()
+            base_pct = self.run_baseline()
+        finally:
+            self.cleanup()
+        where = "in its own PID namespace" if self.ns else "on this machine"
+        print(f"processes seen by the agent: {nprocs} ({self.n} sleeps started by the bench), {where}")
+        print(f"agent, 1 Hz, {self.seconds:.0f} s after {self.warmup} samples: {agent_pct:6.3f} % of one core")
+        print(f"psutil.process_iter baseline:          {base_pct:6.3f} % of one core")
+        if agent_pct > 0:
+            print(f"baseline / agent:                      {base_pct / agent_pct:6.1f} x")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("-n", type=int, default=1000, help="sleep processes to start")
     ap.add_argument("-s", type=float, default=20.0, help="seconds to measure each sampler")
+    ap.add_argument("-w", type=int, default=12, help="agent samples before measuring")
+    ap.add_argument("--ns", action="store_true", help="run everything in a fresh PID namespace")
     opts = ap.parse_args()
-    children: list[subprocess.Popen[bytes]] = []
-    try:
-        for _ in range(opts.n):
-            children.append(subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL))
-        time.sleep(1)
-        agent_pct, nprocs = run_agent(opts.s)
-        base_pct = run_baseline(opts.s)
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-        for child in children:
-            child.wait()
-    print(f"processes on the node: {nprocs} ({opts.n} started by the bench)")
-    print(f"agent, 1 Hz, {opts.s:.0f} s:            {agent_pct:6.3f} % of one core")
-    print(f"psutil.process_iter baseline:  {base_pct:6.3f} % of one core")
-    if agent_pct > 0:
-        print(f"baseline / agent:              {base_pct / agent_pct:6.1f} x")
+    Bench(opts.n, opts.s, opts.w, opts.ns).run()
 
 
 if __name__ == "__main__":

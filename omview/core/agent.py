@@ -598,11 +598,10 @@ class Sampler:
             stale: list[_Proc] = []
             for p in procs[self.scans % REFRESH_EVERY::REFRESH_EVERY]:
                 p.sched = None
-                p.idle = 0
             phase = self.scans % DORMANT_EVERY
             own = self.own_pid
             for p in procs:
-                if p.idle >= DORMANT_AFTER and p.pid % DORMANT_EVERY != phase:
+                if p.idle >= DORMANT_AFTER and p.pid % DORMANT_EVERY != phase and p.sched is not None:
                     if p.state == "R":
                         runnable += 1
                     continue
@@ -624,8 +623,9 @@ class Sampler:
                         p.info["cpu"] = 0.0
                         changed.append({"pid": p.pid, "start": p.start, "cpu": 0.0})
                 else:
+                    if p.sched is not None:
+                        p.idle = 0  # it ran (a forced re-read is no sign of activity)
                     p.sched = sched
-                    p.idle = 0
                     stale.append(p)
         else:
             stale = procs
@@ -643,7 +643,7 @@ class Sampler:
             if data == p.raw and pid != self.own_pid:  # own threads: always counted below
                 p.seen = mono
                 if p.nthreads > 1:
-                    p.idle += 1
+                    p.idle += 1  # schedstat was not asked: an unchanged stat is its sign of sleep
                 if p.state == "R":
                     runnable += 1
                 if want_procs and p.sent and p.info["cpu"]:
@@ -669,7 +669,8 @@ class Sampler:
             total_ticks += delta
             span = mono - p.seen
             p.seen = mono
-            p.idle = 0
+            if delta or p.nthreads > 1:
+                p.idle = 0
             p.raw = data
             p.ticks = ticks
             p.state = f[0].decode()
@@ -1031,9 +1032,6 @@ class Agent:
             self.stop.set()
             self.wake.set()
             self.thread.join(timeout=5)
-            with self.lock:
-                if self.sampler is not None:
-                    self.sampler.close()
 
     def handle_line(self, line: bytes) -> bool:
         """Serve one request line; False when the agent should exit."""
@@ -1230,6 +1228,9 @@ def main() -> None:
         "python": platform.python_version(), "psutil": psutil.__version__,
     })
     agent.serve()
+    # The sampler may be stuck writing to a workstation that stopped reading; a normal interpreter
+    # exit would then wait on the stdout lock. Everything worth keeping (admin.json) is on disk.
+    os._exit(0)
 
 
 if __name__ in ("__main__", "omview-agent"):
