@@ -375,3 +375,37 @@ def test_the_unit_renders_and_verifies(tmp_path: Path) -> None:
         assert v.returncode != 0, "the check must be able to fail"
     r = cli("--uninstall-service", "--unit-dir", str(tmp_path))
     assert r.returncode == 0 and not unit.exists()
+
+
+def test_pid_lock_detects_a_running_and_a_stale_collector(tmp_path: Path) -> None:
+    pidfile = tmp_path / "run" / "omcollector.pid"
+    pidfile.parent.mkdir()
+    pidfile.write_text("999999\n")  # a collector that died without cleaning up
+    first = control.PidLock(pidfile)
+    first.acquire()
+    assert first.stale_pid == 999999
+    first.write_pid(4242)
+    assert control.running_pid(pidfile) == 4242
+    with pytest.raises(control.AlreadyRunning, match="PID 4242"):
+        control.PidLock(pidfile).acquire()
+    first.release()
+    assert not pidfile.exists() and control.running_pid(pidfile) is None
+    (tmp_path / "elsewhere").symlink_to(pidfile)
+    with pytest.raises(OSError):  # never follows a planted link
+        control.PidLock(tmp_path / "elsewhere").acquire()
+
+
+def test_offline_rotate_and_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from omview.core.history import HistoryWriter, list_histories
+
+    hist = tmp_path / "hist"
+    w = HistoryWriter(hist)
+    w.sample(1, time.time(), NodeSample(load=5))
+    w.close()
+    pid = ["--history", str(hist), "--pidfile", str(tmp_path / "pid")]
+    assert app.main(["--status", *pid]) == 3
+    assert app.main(["-r", *pid]) == 0
+    assert "history saved to" in capsys.readouterr().out
+    files = list_histories(hist)
+    assert [f.live for f in files] == [False, True] and files[0].start is not None
+    assert app.main(["-k", *pid]) == 1
