@@ -193,7 +193,10 @@ def _act(history: Path, pidfile: Path, label: str | None, rotate: bool) -> int:
             if rotate:
                 print(f"history saved to {control.request(history, 'rotate')['backup']}")
             else:
-                control.request(history, "checkpoint", label=label or "")
+                reply = control.request(history, "checkpoint", label=label or "")
+                if not reply.get("written", True):
+                    _say(f"checkpoint kept in memory, not yet written: {reply.get('failing')}")
+                    return 1
                 print(f"checkpoint written{f': {label}' if label else ''}")
         except control.ControlError as exc:
             _say(str(exc))

@@ -290,7 +290,9 @@ class Collector:
                 if op == "status":
                     reply: dict[str, Any] = {"ok": True, **self.status()}
                 elif op == "checkpoint":
-                    reply = {"ok": True, "t": self.checkpoint(str(msg.get("label") or ""))}
+                    t = self.checkpoint(str(msg.get("label") or ""))
+                    failing = self.writer.failing if self.writer else ""
+                    reply = {"ok": True, "t": t, "written": not failing, "failing": failing}
                 elif op == "rotate":
                     reply = {"ok": True, "backup": str(self.rotate())}
                 elif op == "stop":
