@@ -316,6 +316,50 @@ def test_load_counts_only_visible_tasks_in_a_pid_namespace(agents, tmp_path: Pat
     a.wait_sample(lambda s: s["node"]["nprocs"] == 1 and s["node"]["runq"] < 0.3, "runq falls again")
 
 
+@pytest.fixture
+def waiting_child() -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
+    """A python child that waits for a line on stdin, then runs `then` (killed by PID at the end)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(then: str) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen([sys.executable, "-c", "import os, sys\nsys.stdin.readline()\n" + then],
+                             stdin=subprocess.PIPE)
+        procs.append(p)
+        return p
+
+    yield spawn
+    for p in procs:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def test_exec_updates_the_command_line(agents, waiting_child, tmp_path: Path) -> None:
+    child = waiting_child("os.execvp('sleep', ['sleep', '61'])")
+    key = (child.pid, start_of(child.pid))
+    a = started_agent(agents, tmp_path, interval=0.1)
+    a.wait_sample(lambda s: key in a.table.procs, "the child in the table")
+    assert a.table.procs[key]["cmd"].startswith(sys.executable)
+    assert child.stdin is not None
+    child.stdin.write(b"go\n")
+    child.stdin.flush()
+    a.wait_sample(lambda s: a.table.procs[key]["cmd"] == "sleep 61", "the new command line after exec")
+
+
+def test_a_long_sleeper_that_wakes_up_is_seen(agents, waiting_child, tmp_path: Path) -> None:
+    """Long sleepers are probed less often (agent.DORMANT_*): one that starts working must still show."""
+    child = waiting_child(BUSY)
+    key = (child.pid, start_of(child.pid))
+    a = started_agent(agents, tmp_path, interval=0.1)
+    a.wait_sample(lambda s: s["seq"] > agent_mod.DORMANT_AFTER + 5, "the child asleep for a while")
+    assert a.table.procs[key]["cpu"] == 0 and a.table.procs[key]["state"] == "S"
+    assert child.stdin is not None
+    child.stdin.write(b"go\n")
+    child.stdin.flush()
+    a.wait_sample(lambda s: a.table.procs[key]["cpu"] > 30 and a.table.procs[key]["state"] == "R",
+                  "the woken child busy")
+
+
 def test_sample_now_pushes_a_full_sample(agents, tmp_path: Path) -> None:
     a = started_agent(agents, tmp_path, interval=5)
     a.wait_sample(lambda s: True, "first sample")

@@ -406,14 +406,14 @@ class HpcAdmin:
         return state
 
     def save(self, changes: dict[str, Any]) -> None:
+        if "speed" in changes and changes["speed"] is None:  # refuse before writing anything
+            raise Fail("invalid", "an openMosix kernel always has a speed: give a number")
         for key, value in changes.items():
             if key == "stopped":
                 saved = self.store.load()
                 saved["stopped"] = value
                 self.store.save(saved)
                 continue
-            if value is None:
-                raise Fail("invalid", "an openMosix kernel always has a speed: give a number")
             text = str(int(value)) + "\n"
             try:
                 with open(os.path.join(self.admin_dir, HPC_ADMIN_FILES[key]), "w") as f:
@@ -711,9 +711,10 @@ class Sampler:
                 p.info["cpu"] = round(p.ticks * cpu_scale, 1)
 
         if hpc and not full:
+            by_key = {(c["pid"], c["start"]): c for c in changed}
             for p in table.values():
                 if p.sent:
-                    self._hpc_delta(p, changed)
+                    self._hpc_delta(p, changed, by_key)
 
         if want_procs:
             for p in table.values():
@@ -814,15 +815,17 @@ class Sampler:
             ch["start"] = p.start
             changed.append(ch)
 
-    def _hpc_delta(self, p: _Proc, changed: list[dict[str, Any]]) -> None:
+    def _hpc_delta(self, p: _Proc, changed: list[dict[str, Any]],
+                   by_key: dict[tuple[int, int], dict[str, Any]]) -> None:
         """openMosix per-process files (where, lock, ...) change without the stat file changing."""
         now = self._hpc_proc(p.pid)
         ch = {k: v for k, v in now.items() if p.info.get(k) != v}
         if not ch:
             return
         p.info.update(ch)
-        if changed and changed[-1]["pid"] == p.pid and changed[-1]["start"] == p.start:
-            changed[-1].update(ch)
+        entry = by_key.get((p.pid, p.start))
+        if entry is not None:
+            entry.update(ch)
         else:
             ch.update({"pid": p.pid, "start": p.start})
             changed.append(ch)
