@@ -171,6 +171,8 @@ class NodeDialog(QDialog):
         self.procbox.setToolTip(f"Open the process box (omprocs) showing {what}; it runs here and talks SSH")
         self.procbox.setEnabled(launch_procbox is not None)
         self.procbox.clicked.connect(self._procbox)
+        for btn in (self.bring, self.expel, self.procbox):
+            btn.setAutoDefault(False)  # Enter must never start a migration by surprise
         actions.addWidget(self.bring)
         actions.addWidget(self.expel)
         if self.migration_problem:
@@ -192,11 +194,14 @@ class NodeDialog(QDialog):
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
-        buttons.button(QDialogButtonBox.StandardButton.Close).setToolTip("Close this dialog (Esc)")
+        close = buttons.button(QDialogButtonBox.StandardButton.Close)
+        close.setToolTip("Close this dialog (Esc)")
+        close.setDefault(True)
         outer.addWidget(buttons)
 
         bridge.nodesChanged.connect(self._nodes_changed)
         self.refresh()
+        self.buttons[SETTINGS[0].field][0].setFocus()
 
     # ------------------------------------------------------------ state → buttons
     def _title(self) -> str:
