@@ -1,12 +1,20 @@
-"""Entry point of omanalyzer."""
+"""Entry point of omanalyzer: `omanalyzer [--history DIR|FILE] [--theme T]` (HOWTO 10.7)."""
+
+from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from omview.pending import not_yet
 
+def main(argv: list[str] | None = None) -> int:
+    from omanalyzer.common import run
 
-def main() -> int:
-    return not_yet("omanalyzer")
+    def make(history_dir: Path):  # type: ignore[no-untyped-def]
+        from omanalyzer.analyzer import AnalyzerWindow
+
+        return AnalyzerWindow(history_dir)
+
+    return run("omanalyzer", "Load and memory history of the cluster, as recorded by omcollector.", argv, make)
 
 
 if __name__ == "__main__":

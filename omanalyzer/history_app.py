@@ -1,12 +1,20 @@
-"""Entry point of omhistory."""
+"""Entry point of omhistory: `omhistory [--history DIR|FILE] [--theme T]` (HOWTO 10.7.4)."""
+
+from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from omview.pending import not_yet
 
+def main(argv: list[str] | None = None) -> int:
+    from omanalyzer.common import run
 
-def main() -> int:
-    return not_yet("omhistory")
+    def make(history_dir: Path):  # type: ignore[no-untyped-def]
+        from omanalyzer.historywin import HistoryWindow
+
+        return HistoryWindow(history_dir)
+
+    return run("omhistory", "The process lists of the past, as recorded by omcollector.", argv, make)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,322 @@
+"""The load and memory overviews: one band per node in one pyqtgraph plot, time on x.
+
+openMosixanalyzer drew one small graph per node, lines black and red above 75 % load. One plot
+with a band per node keeps that look and one shared time axis, while a single ViewBox pans and
+zooms 100 nodes at once (100 linked plots would redraw 100 axes per frame).
+
+Data flow: the view range changes → `wantData(t0, t1, buckets)` after a short debounce (the
+window asks the reader for at most one bucket per pixel) → `set_series()` stores the answer →
+a timer applies it with setData, never more often than the timer allows. Curves clip to the
+view and downsample (a no-op with one bucket per pixel, a safety net otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QKeyEvent, QPen
+from PySide6.QtWidgets import QWidget
+
+from omanalyzer.common import PlotColors, plot_colors
+from omanalyzer.data import HIGH_LOAD, fmt_bytes, fmt_time, split_line
+from omview.core.history import Checkpoint, NodeRecord, SampleSeries
+
+#: Height of one node's band in plot units; the curve uses 0..CLIP of it.
+BAND = 130.0
+#: Load above this is drawn at this height (the value is in the tooltip and the statistics).
+CLIP = 118.0
+DEBOUNCE_MS = 120
+APPLY_MS = 15
+#: Extra time fetched on each side of the view, as a fraction of its width: a pan shows data at once.
+MARGIN = 0.5
+
+
+class XZoomViewBox(pg.ViewBox):
+    """The wheel zooms time only (bands keep their height); dragging pans both ways."""
+
+    def wheelEvent(self, ev, axis=None):  # type: ignore[no-untyped-def]  # noqa: N802
+        super().wheelEvent(ev, axis=0)
+
+
+@dataclass
+class NodeCurves:
+    node: int
+    offset: float
+    a: pg.PlotDataItem  # load: the line at or below 75 %; memory: used
+    b: pg.PlotDataItem  # load: the line above 75 % (red); memory: total
+    scale: float = 1.0  # memory: bytes per band unit
+
+
+class BandPlot(pg.PlotWidget):
+    """kind = "load" or "memory". Signals wantData(t0, t1, buckets) and hovered(text)."""
+
+    wantData = Signal(float, float, int)
+    hovered = Signal(str)
+
+    def __init__(self, kind: str, parent: QWidget | None = None) -> None:
+        self.vb = XZoomViewBox()
+        self.date_axis = pg.DateAxisItem(orientation="bottom")
+        super().__init__(parent, viewBox=self.vb, axisItems={"bottom": self.date_axis})
+        self.kind = kind
+        self.colors: PlotColors = plot_colors()
+        self.nodes: list[NodeRecord] = []
+        self.curves: dict[int, NodeCurves] = {}
+        self.checkpoint_lines: list[pg.InfiniteLine] = []
+        self.series: dict[int, SampleSeries] = {}
+        self._pending: dict[int, SampleSeries] | None = None
+        self.loaded: tuple[float, float, int] | None = None  # range and buckets of the data shown
+        self.requests = 0
+        self.applied = 0
+        self.span: tuple[float, float] | None = None
+        self.guide = pg.PlotCurveItem(connect="finite")
+        self.guide.setZValue(-5)
+        self.plotItem.addItem(self.guide)
+        self.plotItem.hideButtons()
+        self.plotItem.setMenuEnabled(False)
+        self.vb.setMouseEnabled(x=True, y=True)
+        self.plotItem.showGrid(x=True, y=False, alpha=0.25)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.request)
+        self._apply_timer = QTimer(self, singleShot=True, interval=APPLY_MS)
+        self._apply_timer.timeout.connect(self._apply)
+        self.vb.sigXRangeChanged.connect(lambda *_: self._debounce.start())
+        self.vb.sigResized.connect(lambda *_: self._debounce.start())
+        self.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.apply_palette()
+
+    # ------------------------------------------------------------ look
+    def apply_palette(self) -> None:
+        c = self.colors = plot_colors(self.palette())
+        self.setBackground(c.back)
+        for name in ("left", "bottom"):
+            ax = self.plotItem.getAxis(name)
+            ax.setPen(pg.mkPen(c.grid))
+            ax.setTextPen(pg.mkPen(c.fore))
+        self.guide.setPen(pg.mkPen(c.guide, width=1, style=Qt.PenStyle.DashLine))
+        for nc in self.curves.values():
+            self._style(nc)
+        for line in self.checkpoint_lines:
+            line.setPen(pg.mkPen(c.checkpoint, width=1.5))
+            line.label.setColor(c.checkpoint)
+
+    def _style(self, nc: NodeCurves) -> None:
+        c = self.colors
+        if self.kind == "load":
+            nc.a.setPen(pg.mkPen(c.fore, width=1.3))
+            nc.b.setPen(pg.mkPen(c.high, width=1.8))
+        else:
+            nc.a.setPen(pg.mkPen(c.memory, width=1.5))
+            nc.b.setPen(pg.mkPen(c.fore, width=1, style=Qt.PenStyle.DashLine))
+
+    # ------------------------------------------------------------ structure
+    def set_nodes(self, nodes: list[NodeRecord]) -> None:
+        """One band per node, the first at the top."""
+        for nc in self.curves.values():
+            self.plotItem.removeItem(nc.a)
+            self.plotItem.removeItem(nc.b)
+        self.nodes = list(nodes)
+        self.curves = {}
+        n = len(nodes)
+        for i, node in enumerate(nodes):
+            offset = (n - 1 - i) * BAND
+            a = pg.PlotDataItem(connect="finite", name=f"{node.label}")
+            b = pg.PlotDataItem(connect="finite")
+            for item in (a, b):
+                item.setClipToView(True)
+                item.setDownsampling(auto=True, method="peak")
+                item.setSkipFiniteCheck(False)
+                self.plotItem.addItem(item)
+            b.setZValue(1)
+            nc = NodeCurves(node.id, offset, a, b)
+            if self.kind == "memory":
+                nc.scale = (node.mem_total or 1) / 100.0
+            self._style(nc)
+            self.curves[node.id] = nc
+        self._ticks()
+        self._guide()
+        rows = min(n, 12) or 1
+        top = n * BAND
+        self.vb.setLimits(yMin=-BAND * 0.1, yMax=top + BAND * 0.1, minYRange=BAND, maxYRange=top + BAND * 0.2)
+        self.vb.setYRange(top - rows * BAND - BAND * 0.05, top + BAND * 0.02, padding=0)
+
+    def _ticks(self) -> None:
+        major, minor = [], []
+        for node in self.nodes:
+            nc = self.curves[node.id]
+            major.append((nc.offset + 50, node.label))
+            if self.kind == "load":
+                minor += [(nc.offset, "0"), (nc.offset + HIGH_LOAD, "75"), (nc.offset + 100, "100")]
+            else:
+                minor += [(nc.offset, "0"), (nc.offset + 100, fmt_bytes(nc.scale * 100))]
+        left = self.plotItem.getAxis("left")
+        left.setTicks([major, minor])
+        left.setWidth(110)
+        f = QFont(self.font())
+        left.setStyle(tickFont=f)
+
+    def _guide(self) -> None:
+        """The faint 75 % line of every load band, one item for all (NaN-separated)."""
+        if self.kind != "load" or not self.curves or not self.span:
+            self.guide.setData([], [])
+            return
+        lo, hi = self.span
+        offs = [nc.offset + HIGH_LOAD for nc in self.curves.values()]
+        self.guide.setData(np.tile([lo, hi, hi], len(offs)), np.array([[o, o, np.nan] for o in offs]).ravel())
+
+    def set_span(self, span: tuple[float, float] | None) -> None:
+        self.span = span
+        if span:
+            lo, hi = span
+            pad = max((hi - lo) * 0.05, 60.0)
+            self.vb.setLimits(xMin=lo - pad, xMax=hi + pad, minXRange=10.0)
+        self._guide()
+
+    def set_checkpoints(self, cps: list[Checkpoint]) -> None:
+        for line in self.checkpoint_lines:
+            self.plotItem.removeItem(line)
+        self.checkpoint_lines = []
+        c = self.colors
+        for cp in cps:
+            text = cp.label or "checkpoint"
+            line = pg.InfiniteLine(pos=cp.t, angle=90, movable=False, pen=pg.mkPen(c.checkpoint, width=1.5),
+                                   label=text, labelOpts={"position": 0.97, "color": c.checkpoint, "fill": c.back,
+                                                          "anchors": [(0, 0), (0, 0)]})
+            line.setToolTip(f"checkpoint {fmt_time(cp.t)}{': ' + cp.label if cp.label else ''}")
+            line.setZValue(5)
+            self.plotItem.addItem(line)
+            self.checkpoint_lines.append(line)
+
+    # ------------------------------------------------------------ view
+    def view_range(self) -> tuple[float, float]:
+        (x0, x1), _ = self.vb.viewRange()
+        return float(x0), float(x1)
+
+    def set_view(self, t0: float, t1: float) -> None:
+        self.vb.setXRange(t0, t1, padding=0)
+
+    def pixel_width(self) -> int:
+        return max(int(self.vb.width()), 50)
+
+    def request(self) -> None:
+        """Ask for the visible range plus a margin, at most one bucket per pixel of the view."""
+        t0, t1 = self.view_range()
+        if not (math.isfinite(t0) and math.isfinite(t1)) or t1 <= t0:
+            return
+        w = t1 - t0
+        lo, hi = t0 - MARGIN * w, t1 + MARGIN * w
+        if self.span:
+            lo, hi = max(lo, self.span[0]), min(hi, self.span[1])
+            if hi <= lo:
+                lo, hi = self.span
+        buckets = max(10, int(round(self.pixel_width() * (hi - lo) / w)))
+        self.requests += 1
+        self.wantData.emit(lo, hi, buckets)
+
+    def set_series(self, data: dict[int, SampleSeries], t0: float, t1: float, buckets: int) -> None:
+        """New data from the reader; applied on the timer (coalesced)."""
+        self._pending = data
+        self.loaded = (t0, t1, buckets)
+        if not self._apply_timer.isActive():
+            self._apply_timer.start()
+
+    def apply_now(self) -> None:
+        if self._pending is not None:
+            self._apply_timer.stop()
+            self._apply()
+
+    def _apply(self) -> None:
+        data, self._pending = self._pending, None
+        if data is None:
+            return
+        self.series = data
+        for node, nc in self.curves.items():
+            s = data.get(node)
+            if s is None or not len(s):
+                nc.a.setData([], [])
+                nc.b.setData([], [])
+                continue
+            if self.kind == "load":
+                x, y = s.line("load")
+                sp = split_line(x, y, HIGH_LOAD)
+                nc.a.setData(sp.low_x, np.minimum(sp.low_y, CLIP) + nc.offset)
+                nc.b.setData(sp.high_x, np.minimum(sp.high_y, CLIP) + nc.offset)
+            else:
+                x, used = s.line("mem_used")
+                _, total = s.line("mem_total")
+                nc.a.setData(x, np.minimum(used / nc.scale, CLIP) + nc.offset)
+                nc.b.setData(x, np.minimum(total / nc.scale, CLIP) + nc.offset)
+        self.applied += 1
+
+    # ------------------------------------------------------------ reading values
+    def node_at(self, y: float) -> int | None:
+        for node, nc in self.curves.items():
+            if nc.offset <= y < nc.offset + BAND:
+                return node
+        return None
+
+    def value_at(self, node: int, t: float) -> str:
+        s = self.series.get(node)
+        if s is None or not len(s):
+            return "no data"
+        i = int(np.clip(np.searchsorted(s.t, t) - (1 if s.width == 0 else 0), 0, len(s) - 1))
+        if s.width:
+            i = int(np.clip((t - s.t[0]) // s.width, 0, len(s) - 1))
+        if self.kind == "load":
+            lo, hi, mean = s.load.min[i], s.load.max[i], s.load.mean[i]
+            if math.isnan(mean):
+                return "down / not recorded"
+            return f"load {mean:.0f} %" if s.width == 0 or lo == hi else f"load {lo:.0f}–{hi:.0f} % (mean {mean:.0f})"
+        used, total = s.mem_used.mean[i], s.mem_total.mean[i]
+        if math.isnan(used):
+            return "down / not recorded"
+        return f"memory {fmt_bytes(used)} of {fmt_bytes(total)}"
+
+    def _mouse_moved(self, pos: QPointF) -> None:
+        if not self.plotItem.sceneBoundingRect().contains(pos):
+            return
+        p = self.vb.mapSceneToView(pos)
+        node = self.node_at(p.y())
+        if node is None:
+            self.setToolTip("")
+            return
+        label = next((n.label for n in self.nodes if n.id == node), str(node))
+        text = f"{label} · {fmt_time(p.x())} · {self.value_at(node, p.x())}"
+        self.setToolTip(text)
+        self.hovered.emit(text)
+
+    # ------------------------------------------------------------ keyboard
+    def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802
+        t0, t1 = self.view_range()
+        w = t1 - t0
+        k = ev.key()
+        (_, _), (y0, y1) = self.vb.viewRange()
+        if k == Qt.Key.Key_Left:
+            self.set_view(t0 - w / 4, t1 - w / 4)
+        elif k == Qt.Key.Key_Right:
+            self.set_view(t0 + w / 4, t1 + w / 4)
+        elif k in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.set_view(t0 + w / 4, t1 - w / 4)
+        elif k == Qt.Key.Key_Minus:
+            self.set_view(t0 - w / 2, t1 + w / 2)
+        elif k == Qt.Key.Key_Home and self.span:
+            self.set_view(self.span[0], self.span[0] + w)
+        elif k == Qt.Key.Key_End and self.span:
+            self.set_view(self.span[1] - w, self.span[1])
+        elif k in (Qt.Key.Key_Up, Qt.Key.Key_PageUp):
+            d = BAND if k == Qt.Key.Key_Up else (y1 - y0)
+            self.vb.setYRange(y0 + d, y1 + d, padding=0)
+        elif k in (Qt.Key.Key_Down, Qt.Key.Key_PageDown):
+            d = BAND if k == Qt.Key.Key_Down else (y1 - y0)
+            self.vb.setYRange(y0 - d, y1 - d, padding=0)
+        else:
+            super().keyPressEvent(ev)
+
+
+def pen_color(item: pg.PlotDataItem) -> str:
+    pen: QPen = item.opts["pen"] if isinstance(item.opts["pen"], QPen) else pg.mkPen(item.opts["pen"])
+    return pen.color().name()
