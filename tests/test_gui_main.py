@@ -391,6 +391,54 @@ def test_settings_reopen_applies_interval(qtbot, window: MainWindow, sim3: SimSe
     qtbot.waitUntil(lambda: window.model is not None and window.model.aggregate.up == 3, timeout=5000)
 
 
+def test_bad_cluster_file_is_reported_and_the_old_cluster_stays(
+    qtbot, window: MainWindow, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: shown.append(text))
+    bad = tmp_path / "broken.toml"
+    bad.write_text("[[node]]\nid = 'one'\n")
+    old = window.cluster
+    assert not window.open_cluster_file(str(bad))
+    assert shown and "broken.toml" in shown[0]
+    assert window.cluster is old
+
+
+def test_open_map_file_remembers_it(qtbot, window: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from omview.gui.mainwindow import settings
+
+    made: list[ClusterConfig] = []
+
+    def factory(config: ClusterConfig) -> Cluster:
+        made.append(config)
+        return Cluster(config)  # not started: no SSH to the made-up addresses
+
+    window.factory = factory
+    mapfile = tmp_path / "openmosix.map"
+    mapfile.write_text("1 192.0.2.1 3\n")
+    assert window.open_cluster_file(str(mapfile))
+    assert [n.id for n in made[0].nodes] == [1, 2, 3]
+    assert window.model is not None and window.model.rowCount() == 4
+    assert settings().value("cluster_file") == str(mapfile)
+    assert str(mapfile) in (settings().value("recent") or [])
+    assert any(a.text() == str(mapfile) for a in window.recent_menu.actions())
+
+
+def test_prefs_roundtrip_and_apply(qapp) -> None:  # type: ignore[no-untyped-def]
+    from omview.gui.mainwindow import apply_prefs, load_prefs, save_prefs
+    from omview.gui.settingsdialog import Prefs
+
+    save_prefs(Prefs(interval=2.5, known_hosts="~/kh", accept_new=True, theme="dark"))
+    p = load_prefs()
+    assert (p.interval, p.known_hosts, p.accept_new, p.theme) == (2.5, "~/kh", True, "dark")
+    cfg = apply_prefs(ClusterConfig(nodes=[NodeConfig(id=1, address="192.0.2.1")], interval=1.0), p)
+    assert cfg.interval == 2.5 and cfg.accept_new_host_keys and cfg.known_hosts == os.path.expanduser("~/kh")
+    save_prefs(Prefs())
+    assert load_prefs().interval is None
+
+
 # ---------------------------------------------------------------- desktop files
 
 
