@@ -323,6 +323,40 @@ def test_bring_and_expel_report_per_node(qtbot, window: MainWindow, sim3: SimSet
     dlg.close()
 
 
+def test_exec_dialog_choosers_follow_the_way(qtbot, window: MainWindow, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
+    dlg = window.open_exec_dialog()
+    assert dlg is not None
+    names = [b.text() for b in dlg.way_buttons]
+    assert names == [
+        "no migration",
+        "run home",
+        "run on",
+        "cpu job",
+        "io job",
+        "no decay",
+        "slow decay",
+        "fast decay",
+        "parallel",
+    ]
+    dlg.way_buttons[8].setChecked(True)  # parallel
+    assert dlg.par_box.isEnabled() and not dlg.host_box.isEnabled()
+    dlg.first.setValue(1)
+    dlg.last.setValue(3)
+    dlg.inverse.setChecked(True)
+    assert dlg.targets() == [3, 2, 1]
+    dlg.way_buttons[3].setChecked(True)  # cpu job: host chooser, only up nodes
+    assert dlg.host_box.isEnabled() and not dlg.par_box.isEnabled()
+    sim3.farm.kill(2)
+    qtbot.waitUntil(lambda: dlg.up_ids == [1, 3], timeout=5000)
+    dlg.dial.setValue(1)
+    assert dlg.chosen_node() == 3 and dlg.lcd.intValue() == 3
+    assert dlg.way().mode == "cpujob"
+    dlg.program.setCurrentText("")
+    dlg.run()
+    assert "choose a program first" in dlg.log.toPlainText()
+    sim3.farm.revive(2)
+
+
 # ---------------------------------------------------------------- menus, launcher
 
 
@@ -498,6 +532,18 @@ def test_screenshot_node_dialog(qtbot, window: MainWindow, sim3: SimSetup) -> No
     print(f"screenshot: {screenshot(alld, 'node_dialog_all')}")
 
 
+def test_screenshot_exec_dialog(qtbot, window: MainWindow, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
+    dlg = window.open_exec_dialog()
+    assert dlg is not None
+    dlg.program.setCurrentText("/usr/bin/python3")
+    dlg.args.setCurrentText("-c 'import time; time.sleep(60)'")
+    dlg.way_buttons[3].setChecked(True)
+    dlg.dial.setValue(1)
+    dlg.note("node 2: started job j-3f2a as pid 4711; output in /var/lib/omview/jobs/j-3f2a.out")
+    pump(0.2)
+    print(f"\nscreenshot: {screenshot(dlg, 'exec_dialog')}")
+
+
 def test_screenshot_dark_palette(qtbot, qapp: QApplication, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
     theme.apply_theme(qapp, "dark")
     try:
@@ -550,6 +596,50 @@ def test_local_agent_node_dialog_and_speed(qtbot, light, tmp_path: Path) -> None
         qtbot.waitUntil(lambda: cluster.node(1).sample.speed == 14000, timeout=10000)  # type: ignore[union-attr]
         w.close()
     finally:
+        cluster.stop()
+
+
+def _agent_runs_jobs() -> bool:
+    """The agent's `run` op (the job API of the migration issue) has landed."""
+    if not _agent_available():
+        return False
+    import inspect
+
+    import omview.core.agent as agent
+
+    return "def op_run" in inspect.getsource(agent)
+
+
+@pytest.mark.skipif(not _agent_runs_jobs(), reason="the agent has no `run` op yet (job API)")
+def test_local_agent_exec_dialog_starts_a_job(qtbot, light, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import signal as _signal
+
+    node = NodeConfig(id=1, address="local", transport="local", state_dir=str(tmp_path / "state"))
+    cluster = Cluster(ClusterConfig(nodes=[node], interval=0.5, source="this machine (test)")).start()
+    pid = 0
+    try:
+        w = MainWindow(cluster, None, restore=False)
+        qtbot.addWidget(w)
+        w.show()
+        qtbot.waitUntil(lambda: w.model is not None and w.model.aggregate.up == 1, timeout=15000)
+        dlg = w.open_exec_dialog()
+        assert dlg is not None
+        dlg.program.setCurrentText("/bin/sleep")
+        dlg.args.setCurrentText("30")
+        dlg.way_buttons[2].setChecked(True)  # run on: the dial's node
+        assert dlg.chosen_node() == 1
+        dlg.run()
+        qtbot.waitUntil(lambda: not dlg.busy, timeout=30000)
+        log = dlg.log.toPlainText()
+        assert "node 1: started job" in log, log
+        pid = int(log.split(" as pid ")[1].split(";")[0].split()[0])
+        assert dlg.history()[0] == "/bin/sleep"
+    finally:
+        if pid:
+            try:
+                os.kill(pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         cluster.stop()
 
 

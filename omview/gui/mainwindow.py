@@ -37,6 +37,7 @@ from omview.core.cluster import Cluster
 from omview.core.config import ClusterConfig, ConfigError, load_cluster
 from omview.gui import theme
 from omview.gui.bridge import ClusterBridge
+from omview.gui.execdialog import ExecDialog
 from omview.gui.launcher import Launcher
 from omview.gui.nodedialog import NodeDialog
 from omview.gui.nodemodel import ALL_NODES, NodeSortProxy, NodeTableModel
@@ -115,6 +116,7 @@ class MainWindow(QMainWindow):
         self.bridge: ClusterBridge | None = None
         self.model: NodeTableModel | None = None
         self.dialogs: dict[int, NodeDialog] = {}
+        self.exec_dialog: ExecDialog | None = None
         self.last_update = 0.0
         self.setWindowTitle("omview")
         self.setMinimumSize(760, 360)
@@ -250,6 +252,13 @@ class MainWindow(QMainWindow):
             shortcut="Ctrl+M",
             icon=SP.SP_BrowserReload,
         )
+        self.act_exec = self._act(
+            "Advanced &execution…",
+            "Start a program as a job: no migration, run home/on, cpu/io job, decay modes, parallel",
+            self.open_exec_dialog,
+            shortcut="Ctrl+E",
+            icon=SP.SP_MediaPlay,
+        )
         self.act_analyzer = self._act(
             "&Analyzer",
             "Open omanalyzer: load and memory history of the cluster",
@@ -316,6 +325,7 @@ class MainWindow(QMainWindow):
         m = self._menu("&Tools")
         m.addAction(self.act_procs)
         m.addAction(self.act_migmon)
+        m.addAction(self.act_exec)
         m = self._menu("&Help")
         m.addAction(self.act_docs)
         m.addAction(self.act_about)
@@ -323,7 +333,15 @@ class MainWindow(QMainWindow):
         tb = QToolBar("Main")
         tb.setObjectName("main-toolbar")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for a in (self.act_open, self.act_settings, self.act_all, self.act_procs, self.act_migmon, self.act_analyzer):
+        for a in (
+            self.act_open,
+            self.act_settings,
+            self.act_all,
+            self.act_exec,
+            self.act_procs,
+            self.act_migmon,
+            self.act_analyzer,
+        ):
             tb.addAction(a)
         tb.toggleViewAction().setToolTip("Show or hide the toolbar")
         self.addToolBar(tb)
@@ -335,6 +353,8 @@ class MainWindow(QMainWindow):
         for dlg in list(self.dialogs.values()):
             dlg.close()
         self.dialogs.clear()
+        if self.exec_dialog is not None:
+            self.exec_dialog.close()
         self.cluster = cluster
         self.cluster_file = cluster_file
         self.bridge = ClusterBridge(cluster, self)
@@ -449,6 +469,20 @@ class MainWindow(QMainWindow):
         dlg.raise_()
         dlg.activateWindow()
         return dlg
+
+    def open_exec_dialog(self) -> ExecDialog | None:
+        if self.cluster is None or self.bridge is None:
+            return None
+        if self.exec_dialog is None:
+            history = [h for h in (settings().value("exec/history") or []) if isinstance(h, str)]
+            dlg = ExecDialog(self.cluster, self.bridge, self.workers, history, self)
+            dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dlg.finished.connect(lambda *_: settings().setValue("exec/history", dlg.history()))
+            dlg.destroyed.connect(lambda *_: setattr(self, "exec_dialog", None))
+            self.exec_dialog = dlg
+        self.exec_dialog.show()
+        self.exec_dialog.raise_()
+        return self.exec_dialog
 
     # ------------------------------------------------------------ other apps
     def cluster_args(self) -> list[str]:
