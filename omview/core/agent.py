@@ -10,10 +10,12 @@ Threads: the main thread reads requests from stdin, one sampler thread pushes sa
 to stdout under one lock, one JSON object per flushed line.
 
 Why /proc is read by hand: psutil builds a Process object and opens several files per process,
-which costs ~10x the CPU of reading one `/proc/PID/stat` per process. The agent keeps each
-process's stat file open and re-reads it with pread (one syscall instead of open/read/close), and
-skips parsing entirely when the bytes are unchanged, which is the common case of a sleeping
-process. Goal: < 0.5 % of one core at 1 Hz with 1000 processes (bench/agent_cpu.py).
+~20-40x the CPU of what is done here (bench/agent_cpu.py). The sampler keeps /proc/PID/stat and
+/proc/PID/schedstat open and re-reads them with pread (one syscall instead of open/read/close);
+it asks the cheaper schedstat whether a single-threaded process ran at all and reads stat only
+when it did; it skips parsing when the bytes are unchanged; processes asleep for DORMANT_AFTER
+samples are probed every DORMANT_EVERY samples; /proc is listed only when a PID was handed out.
+Goal: < 0.5 % of one core at 1 Hz with 1000 processes on the node.
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ def _unescape_mount(path: str) -> str:
         return path
     out, i = [], 0
     while i < len(path):
-        if path[i] == "\\" and i + 3 < len(path) + 0 and path[i + 1:i + 4].isdigit():
+        if path[i] == "\\" and path[i + 1:i + 4].isdigit() and len(path[i + 1:i + 4]) == 3:
             out.append(chr(int(path[i + 1:i + 4], 8)))
             i += 4
         else:
