@@ -384,6 +384,35 @@ def test_eof_and_shutdown_end_the_agent_cleanly(agents, tmp_path: Path) -> None:
     assert b.proc.wait(20) == 0
 
 
+def test_eof_ends_the_agent_even_when_its_output_is_not_read(tmp_path: Path) -> None:
+    """A workstation that stopped reading and then went away must not leave the agent hanging."""
+    import fcntl
+    import termios
+
+    proc = subprocess.Popen([sys.executable, "-u", "-c", BOOTSTRAP], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        src = agent_source()
+        req = {"id": 1, "op": "start", "args": {"interval": 0.05, "state_dir": str(tmp_path / "s")}}
+        proc.stdin.write(f"{len(src)}\n".encode() + src + json.dumps(req).encode() + b"\n")
+        proc.stdin.flush()
+        buf = bytearray(4)
+        deadline = time.monotonic() + 120
+        while True:  # until the pipe is (nearly) full and the sampler blocks in write
+            fcntl.ioctl(proc.stdout.fileno(), termios.FIONREAD, buf)
+            if int.from_bytes(buf, sys.byteorder) >= 60 * 1024:
+                break
+            assert time.monotonic() < deadline, "the agent never filled its output pipe"
+            time.sleep(0.1)
+        proc.stdin.close()
+        assert proc.wait(DEADLINE) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def test_missing_psutil_gives_a_fatal_line(agents) -> None:
     # -I -S: no site-packages at all, so psutil (installed in the venv) cannot be imported.
     probe = subprocess.run([sys.executable, "-I", "-S", "-c", "import psutil"], capture_output=True)
