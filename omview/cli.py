@@ -131,10 +131,26 @@ def status_table(nodes: Sequence[NodeState]) -> str:
 
 def ps_rows(procs: Sequence[tuple[int, Any]]) -> str:
     rows = [
-        [n, p.pid, p.home or n, p.where, p.user, p.nice, p.state, f"{p.cpu:.1f}", human_bytes(p.rss), p.cmd[:200]]
+        [n, p.pid, p.home or n, p.where, p.nmigs, p.mode or "-", p.user, p.nice, p.state, f"{p.cpu:.1f}",
+         human_bytes(p.rss), p.cmd[:200]]
         for n, p in sorted(procs, key=lambda np: (np[0], np[1].pid))
     ]
-    return table(rows, ["NODE", "PID", "HOME", "WHERE", "USER", "NI", "S", "%CPU", "RSS", "COMMAND"])
+    return table(rows, ["NODE", "PID", "HOME", "WHERE", "NMIGS", "MODE", "USER", "NI", "S", "%CPU", "RSS",
+                        "COMMAND"])
+
+
+def migration_line(r: Any) -> str:
+    """One line for a MigrationResult (pure)."""
+    src = f"{r.source}:{r.pid}"
+    if r.ok:
+        job = f"job {r.job}, " if r.job else ""
+        return (f"{src} -> {r.target}:{r.new_pid} ({job}nmigs {r.nmigs}, frozen {r.frozen:.2f} s, "
+                f"{human_bytes(r.bytes)} by {r.transfer}, {r.seconds:.2f} s)")
+    if r.refused:
+        return f"{src}: cannot move: {r.error}"
+    what = "cancelled" if r.cancelled else "failed"
+    where = f"stays on node {r.source}" if not r.pending else "left stopped on the source until both nodes answer"
+    return f"{src}: migration {what} in {r.phase}: {r.error} ({where})"
 
 
 # ---------------------------------------------------------------- commands
@@ -306,6 +322,134 @@ def _float_list(text: str | None, count: int, flag: str) -> list[float] | None:
     return values
 
 
+def _connect_direct(config: ClusterConfig, timeout: float) -> Cluster:
+    """Sessions in this process (migration needs their SSH connections for the images)."""
+    cluster = Cluster(config).start()
+    cluster.wait_ready(timeout)
+    # migration readiness arrives with the samples once each agent has probed its criu
+    cluster.wait_until(lambda: all(not n.up or (n.sample is not None and n.sample.criu) for n in cluster.nodes()),
+                       timeout)
+    return cluster
+
+
+def cmd_run(cluster: Cluster, args: argparse.Namespace) -> int:
+    from omview.core import jobs, migration
+
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UsageError("run needs a command: omctl run [options] -- CMD ARGS...")
+    if args.parallel:
+        try:
+            first, last = jobs.parse_range(args.parallel)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        nodes = jobs.parallel_nodes(cluster.node_ids(), first, last, args.inverse)
+        if not nodes:
+            raise UsageError(f"no node of the cluster in {args.parallel}")
+    elif args.on is not None:
+        cluster.config.node(args.on)
+        nodes = [args.on]
+    elif args.best:
+        best = migration.pick_best(cluster.nodes(), source=0)
+        if best is None:
+            raise Failure("no eligible node to start on (all down, blocked, quiet or stopped)")
+        nodes = [best]
+    else:
+        nodes = [jobs.home_node(cluster)]
+    started = jobs.start_jobs(cluster, nodes, cmd, args.mode or "")
+    ok = [j for j in started if isinstance(j, jobs.StartedJob)]
+    if args.json:
+        print(json.dumps({"jobs": [vars(j) for j in ok],
+                          "errors": [{"node": e.node_id, "error": str(e)} for e in started
+                                     if isinstance(e, AgentError)]}, indent=1))
+    for item in started:
+        if isinstance(item, AgentError):
+            print(f"omctl: node {item.node_id}: {item}", file=sys.stderr)
+        elif not args.json:
+            print(f"{item.ref} job {item.job} out {item.out}")
+    return EXIT_OK if len(ok) == len(started) else EXIT_FAIL
+
+
+def _progress_printer(ref: str) -> Callable[[Any], None]:
+    last = [""]
+
+    def show(p: Any) -> None:
+        text = f"{ref} -> {p.target}: {p.phase}"
+        if p.total:
+            text += f" {human_bytes(p.bytes)} / {human_bytes(p.total)}"
+        if text != last[0]:
+            last[0] = text
+            print(text, file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_migrate(cluster: Cluster, args: argparse.Namespace) -> int:
+    from omview.core import migration
+
+    node_id, pid = parse_node_ref(args.ref)
+    try:
+        target = migration.parse_target(args.target)
+    except migration.MigrationError as exc:
+        raise UsageError(str(exc)) from None
+    if isinstance(target, int):
+        cluster.config.node(target)
+    show = None if args.quiet else _progress_printer(args.ref)
+    r = migration.migrate(cluster, node_id, pid, target, live=args.live, stream=not args.files, progress=show)
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=1))
+    else:
+        print(migration_line(r))
+    return EXIT_OK if r.ok else EXIT_FAIL
+
+
+def cmd_expel_bring(cluster: Cluster, args: argparse.Namespace) -> int:
+    from omview.core import migration
+
+    _need_up(cluster, args.node)
+    fn = migration.expel if args.command == "expel" else migration.bring
+    results = fn(cluster, args.node)
+    if args.json:
+        print(json.dumps({"migrations": [r.to_dict() for r in results]}, indent=1))
+    else:
+        for r in results:
+            print(migration_line(r))
+        if not results:
+            what = "guests on" if args.command == "expel" else "processes away from"
+            print(f"node {args.node}: no {what} it")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAIL
+
+
+def cmd_lock(cluster: Cluster, args: argparse.Namespace) -> int:
+    node_id, pid = parse_node_ref(args.ref)
+    proc = cluster.resolve(node_id, pid)
+    cluster.call(node_id, "lock", {"pid": pid, "start": proc.start, "lock": args.command == "lock"})
+    print(f"{node_id}:{pid}: {'locked' if args.command == 'lock' else 'unlocked'}")
+    return EXIT_OK
+
+
+JOB_COMMANDS = ("run", "migrate", "expel", "bring", "lock", "unlock")
+
+
+def _dispatch_jobs(args: argparse.Namespace, config: ClusterConfig) -> int:
+    action: Callable[[Cluster, argparse.Namespace], int] = {
+        "run": cmd_run, "migrate": cmd_migrate, "expel": cmd_expel_bring, "bring": cmd_expel_bring,
+        "lock": cmd_lock, "unlock": cmd_lock,
+    }[args.command]
+    if args.command in ("migrate", "lock", "unlock"):
+        try:
+            parse_node_ref(args.ref)
+        except ConfigError as exc:
+            raise UsageError(exc.message) from None
+    cluster = _connect_direct(config, args.timeout)
+    try:
+        return action(cluster, args)
+    finally:
+        cluster.stop()
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -352,6 +496,34 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("hub", help="run the session hub for the cluster (apps start it on demand)")
     s.add_argument("--foreground", action="store_true", help="stay attached, log to stderr")
     s.add_argument("--idle", type=float, help="seconds to stay after the last app leaves (default 60, 0 = forever)")
+
+    from omview.core.jobs import JOB_MODES
+
+    s = sub.add_parser("run", help="start a job that can migrate (mosrun): omctl run [--on ID] -- CMD ARGS...")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--on", type=int, metavar="ID", help="start on node ID")
+    where.add_argument("--home", action="store_true", help="start on the home node (default)")
+    where.add_argument("--best", action="store_true", help="start on the least loaded node per capacity")
+    where.add_argument("--parallel", metavar="FIRST-LAST", help="one job on each node in the range")
+    s.add_argument("--inverse", action="store_true", help="with --parallel: highest node first")
+    s.add_argument("--mode", choices=JOB_MODES, help="mosrun mode; nomig jobs never migrate")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    s = sub.add_parser("migrate", help="move ID:PID to node TARGET, home or best (CRIU)")
+    s.add_argument("ref", metavar="ID:PID")
+    s.add_argument("target", metavar="TARGET", help="a node id, home or best")
+    s.add_argument("--live", action="store_true", help="live migration (refused where the kernel cannot)")
+    s.add_argument("--files", action="store_true", help="dump to files, then copy (no page-server streaming)")
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    s.add_argument("--json", action="store_true")
+    for name, text in (("expel", "send the guest processes on node ID back to their homes"),
+                       ("bring", "bring the processes of node ID home from other nodes")):
+        s = sub.add_parser(name, help=f"mosctl {name}: {text}")
+        s.add_argument("node", type=int)
+        s.add_argument("--json", action="store_true")
+    for name in ("lock", "unlock"):
+        s = sub.add_parser(name, help=f"{name} the job ID:PID to its node (openMosix /proc/PID/lock)")
+        s.add_argument("ref", metavar="ID:PID")
 
     s = sub.add_parser("testbed", help="the namespace test cluster on this machine (root)")
     s.add_argument("action", choices=["up", "down", "status"])
@@ -402,6 +574,8 @@ def run(argv: Sequence[str]) -> int:
 
 def _dispatch(args: argparse.Namespace, config: ClusterConfig) -> int:
     cmd = args.command
+    if cmd in JOB_COMMANDS:
+        return _dispatch_jobs(args, config)
     node_arg: int | None = getattr(args, "node", None) if cmd != "ps" else args.node
     target = getattr(args, "target", None)
     if target is not None and (":" in target or cmd != "stop"):

@@ -75,6 +75,9 @@ class Cluster:
             )
             self._sessions[n.id] = s
             s.start()
+        from omview.core.migration import Resolver  # finishes migrations interrupted earlier
+
+        self.resolver = Resolver(self)
         return self
 
     def stop(self) -> None:
@@ -253,6 +256,27 @@ class Cluster:
     def renice(self, node_id: int, pid: int, nice: int, start: int | None = None) -> None:
         proc = self.resolve(node_id, pid, start)
         self.call(node_id, "renice", {"pid": pid, "start": proc.start, "nice": nice})
+
+    # ------------------------------------------------------------ migration and jobs
+    def transport(self, node_id: int) -> Transport:
+        """The node's transport, for bulk channels (migration images) beside its session."""
+        return self._transports[node_id]
+
+    def emit(self, event: Event) -> None:
+        """Send an event of our own (e.g. kind="migration" progress) to every listener."""
+        self._emit(event)
+
+    def migrate(self, node_id: int, pid: int, target: int | str, **kw: Any) -> Any:
+        """Blocking process migration; see omview.core.migration.migrate (returns MigrationResult)."""
+        from omview.core.migration import migrate
+
+        return migrate(self, node_id, pid, target, **kw)
+
+    def run_job(self, node_id: int, cmd: list[str], mode: str = "", **kw: Any) -> dict[str, Any]:
+        """Start a job on a node (own PID namespace, own session); see omview.core.jobs."""
+        from omview.core.jobs import run_job
+
+        return run_job(self, node_id, cmd, mode, **kw)
 
 
 class SessionInfo(Protocol):

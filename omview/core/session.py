@@ -250,6 +250,8 @@ class Session:
         args: dict[str, Any] = {"interval": self.interval, "node_id": self.config.id}
         if self.config.state_dir:
             args["state_dir"] = self.config.state_dir
+        if self.config.criu:
+            args["criu"] = self.config.criu  # the node's own criu (docs/criu.md); else the agent looks
         self._send_request("start", args, Future())
         gen = self._generation
         self.loop.call_later(self.interval, lambda: self._watchdog(gen))

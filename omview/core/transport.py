@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from omview.core.config import DEFAULT_PYTHON, NodeConfig
 
 #: Kept for the error text when the agent dies early; enough for a traceback's tail.
 STDERR_KEEP = 8192
+#: Read size of bulk channels (paramiko hands out at most a window's worth anyway).
+BULK_CHUNK = 1 << 20
 
 
 class TransportError(Exception):
@@ -112,6 +115,144 @@ class Transport(ABC):
     def describe(self) -> str:
         return self.node.address
 
+    # -- bulk channels (migration images), beside the agent's JSON-lines channel
+
+    def open_exec(self, command: str, timeout: float = 10.0) -> BulkChannel:
+        """Run a shell command on the node on a channel of its own (bulk bytes, not JSON lines)."""
+        raise TransportError("agent", f"{type(self).__name__} has no bulk channels")
+
+    @property
+    def tunnels(self) -> bool:
+        """True when `forward_remote` and `open_tunnel` work (SSH port forwarding)."""
+        return False
+
+    def forward_remote(self, handler: Callable[[BulkChannel], None]) -> tuple[int, Callable[[], None]]:
+        """Listen on 127.0.0.1 of the node (through its sshd); each connection becomes a channel
+        handed to `handler` (from paramiko's thread: start a thread, never block). Returns the
+        port and a function that stops listening."""
+        raise TransportError("agent", f"{type(self).__name__} cannot forward ports")
+
+    def open_tunnel(self, host: str, port: int, timeout: float = 10.0) -> BulkChannel:
+        """A TCP connection made by the node's sshd to host:port as seen from the node."""
+        raise TransportError("agent", f"{type(self).__name__} cannot forward ports")
+
+
+class BulkChannel(ABC):
+    """A blocking byte pipe to a node: a command's stdin/stdout, or a forwarded TCP connection."""
+
+    @abstractmethod
+    def read(self, n: int = BULK_CHUNK) -> bytes:
+        """Up to n bytes; b"" at the end."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def close_write(self) -> None:
+        """Send EOF (the command sees the end of its stdin)."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The command's exit status (None for a tunnel, or on timeout)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def stderr_text(self) -> str:
+        return ""
+
+
+class _SshBulk(BulkChannel):
+    def __init__(self, channel: Any, command: bool = True) -> None:
+        self.channel = channel
+        self.command = command
+        self._err = bytearray()
+        self._lock = threading.Lock()
+
+    def read(self, n: int = BULK_CHUNK) -> bytes:
+        data = bytes(self.channel.recv(n))
+        if self.command:
+            while self.channel.recv_stderr_ready():
+                self._err += self.channel.recv_stderr(65536)
+                del self._err[:-STDERR_KEEP]
+        return data
+
+    def write(self, data: bytes) -> None:
+        self.channel.sendall(data)
+
+    def close_write(self) -> None:
+        try:
+            self.channel.shutdown_write()
+        except (OSError, EOFError):
+            pass
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if not self.command:
+            return None
+        if not self.channel.status_event.wait(timeout):
+            return None
+        while self.channel.recv_stderr_ready():
+            self._err += self.channel.recv_stderr(65536)
+        return int(self.channel.recv_exit_status())
+
+    def close(self) -> None:
+        try:
+            self.channel.close()
+        except (OSError, EOFError):
+            pass
+
+    def stderr_text(self) -> str:
+        return self._err.decode(errors="replace")
+
+
+class _PopenBulk(BulkChannel):
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdin and proc.stdout and proc.stderr
+        self.proc = proc
+        self._err = bytearray()
+        threading.Thread(target=self._drain, name="bulk-stderr", daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr
+        for line in self.proc.stderr:
+            self._err += line
+            del self._err[:-STDERR_KEEP]
+
+    def read(self, n: int = BULK_CHUNK) -> bytes:
+        assert self.proc.stdout
+        return os.read(self.proc.stdout.fileno(), n)
+
+    def write(self, data: bytes) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.write(data)
+
+    def close_write(self) -> None:
+        assert self.proc.stdin
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
+
+    def stderr_text(self) -> str:
+        return self._err.decode(errors="replace")
+
 
 # ---------------------------------------------------------------- local
 
@@ -192,6 +333,13 @@ class LocalTransport(Transport):
 
     def describe(self) -> str:
         return "this machine"
+
+    def open_exec(self, command: str, timeout: float = 10.0) -> BulkChannel:
+        argv = ["sh", "-c", command]
+        if self.node.sudo and os.geteuid() != 0:
+            argv = ["sudo", "-n", *argv]
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        return _PopenBulk(proc)
 
 
 # ---------------------------------------------------------------- ssh
@@ -319,6 +467,7 @@ class SshTransport(Transport):
                 auth_timeout=timeout,
                 channel_timeout=timeout,
                 sock=sock,
+                transport_factory=_fast_transport,
                 allow_agent=True,
                 look_for_keys=not keys,
             )
@@ -359,7 +508,56 @@ class SshTransport(Transport):
             if jump_client is not None:
                 jump_client.close()
             raise
+        self._agent_client = client
         return _ChannelStream(client, channel)
+
+    def _live(self) -> Any:
+        """The paramiko transport of the agent's connection: bulk channels ride on it."""
+        client = getattr(self, "_agent_client", None)
+        t = client.get_transport() if client is not None else None
+        if t is None or not t.is_active():
+            raise TransportError("unreachable", f"{self.node.address}: not connected")
+        return t
+
+    def open_exec(self, command: str, timeout: float = 10.0) -> BulkChannel:
+        if self.node.sudo:
+            command = "sudo -n sh -c " + shlex.quote(command)
+        try:
+            channel = self._live().open_session(timeout=timeout)
+            channel.exec_command(command)
+        except TransportError:
+            raise
+        except Exception as exc:
+            raise TransportError("unreachable", f"{self.node.address}: cannot open a channel: {exc}") from None
+        return _SshBulk(channel)
+
+    @property
+    def tunnels(self) -> bool:
+        return True
+
+    def forward_remote(self, handler: Callable[[BulkChannel], None]) -> tuple[int, Callable[[], None]]:
+        t = self._live()
+        try:
+            port = int(t.request_port_forward("127.0.0.1", 0, lambda ch, origin, server: handler(_SshBulk(ch, False))))
+        except Exception as exc:
+            raise TransportError("unreachable", f"{self.node.address}: port forwarding refused: {exc}") from None
+
+        def cancel() -> None:
+            try:
+                t.cancel_port_forward("127.0.0.1", port)
+            except Exception:  # the connection may be gone already; nothing listens then
+                pass
+
+        return port, cancel
+
+    def open_tunnel(self, host: str, port: int, timeout: float = 10.0) -> BulkChannel:
+        try:
+            ch = self._live().open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
+        except TransportError:
+            raise
+        except Exception as exc:
+            raise TransportError("unreachable", f"{self.node.address}: cannot reach {host}:{port}: {exc}") from None
+        return _SshBulk(ch, False)
 
     def _jump(self, spec: str, opts: dict[str, Any], timeout: float) -> tuple[Any, Any]:
         """ProxyJump: a direct-tcpip channel through the jump host becomes our socket."""
@@ -397,6 +595,20 @@ class _NewKeyPolicy:
         with open(self.known_hosts, "a", encoding="ascii") as fh:
             fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
         os.chmod(self.known_hosts, 0o600)
+
+
+def _fast_transport(*args: Any, **kw: Any) -> Any:
+    """A paramiko Transport preferring AES-GCM: measured here, relaying migration images through
+    two sessions ran at 115 MB/s with aes128-gcm against 78 MB/s with paramiko's default
+    aes128-ctr + HMAC. Servers without GCM still get the usual ciphers."""
+    import paramiko
+
+    t = paramiko.Transport(*args, **kw)
+    opts = t.get_security_options()
+    ciphers = list(opts.ciphers)
+    fast = [c for c in ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com") if c in ciphers]
+    opts.ciphers = tuple(fast + [c for c in ciphers if c not in fast])
+    return t
 
 
 def _local_user() -> str:
