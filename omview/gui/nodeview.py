@@ -11,10 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPaintEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from omview.gui.delegates import BarDelegate, ButtonDelegate, LampDelegate, SpeedDelegate, SpeedEditor, TextDelegate
+from omview.gui.delegates import (
+    BarDelegate,
+    ButtonDelegate,
+    LampDelegate,
+    SpeedDelegate,
+    SpeedEditor,
+    TextDelegate,
+    begin_paint,
+)
 from omview.gui.nodemodel import (
     COL_ADDRESS,
     COL_AVAILABLE,
@@ -91,6 +99,10 @@ class NodeTableView(QTableView):
         lamp_text = fm.horizontalAdvance(f"{count}/{count}") if hasattr(fm, "horizontalAdvance") else 40
         self.setColumnWidth(COL_NODE, max(WIDTHS[COL_NODE], lamp_text + 40))
         self.sortByColumn(COL_NODE, Qt.SortOrder.AscendingOrder)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        begin_paint(self)  # colours, fonts and the source model, once per repaint
+        super().paintEvent(event)
 
     def _button_clicked(self, index: QModelIndex) -> None:
         self.nodeActivated.emit(int(index.data(NODE_ID_ROLE)))
