@@ -80,6 +80,7 @@ class PaintCtx:
         self.bold.setBold(True)
         self.metrics = QFontMetrics(self.font)
         self.bold_metrics = QFontMetrics(self.bold)
+        self.dpr = view.devicePixelRatioF()
         model = view.model() if hasattr(view, "model") else None
         if isinstance(model, QSortFilterProxyModel):
             self.map_to_source: Any = model.mapToSource
@@ -152,6 +153,23 @@ def _panel(painter: QPainter, option: QStyleOptionViewItem) -> bool:
     return False
 
 
+def _fill(painter: QPainter, option: QStyleOptionViewItem, ctx: PaintCtx, rect: QRect, state: Any) -> bool:
+    """_panel with the context's brushes; True when selected."""
+    if state & _SELECTED:
+        painter.fillRect(rect, ctx.highlight)
+        return True
+    if option.features & _ALTERNATE:  # type: ignore[attr-defined]
+        painter.fillRect(rect, ctx.alternate)
+    return False
+
+
+def _focus_ctx(painter: QPainter, ctx: PaintCtx, rect: QRect, state: Any) -> None:
+    if state & _FOCUS:
+        painter.setPen(ctx.focus)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(rect.adjusted(1, 1, -2, -2))
+
+
 def _style(option: QStyleOptionViewItem) -> QStyle:
     widget = option.widget  # type: ignore[attr-defined]
     return widget.style() if widget else QApplication.style()
@@ -171,20 +189,19 @@ class LampDelegate(QStyledItemDelegate):
     """A round lamp (green up, red down, grey connecting, amber some) and the node id."""
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        _panel(painter, option)
-        rp, col = _row(index)
-        c = theme.colors(option.palette)  # type: ignore[attr-defined]
-        up = rp.up
-        color = {True: c.up, False: c.down, None: c.connecting}.get(up, c.load_high)
+        ctx = _context(option)
         rect: QRect = option.rect  # type: ignore[attr-defined]
+        state = option.state  # type: ignore[attr-defined]
+        selected = _fill(painter, option, ctx, rect, state)
+        rp, col = _row(index, ctx)
+        c = ctx.colors
+        color = {True: c.up, False: c.down, None: c.connecting}.get(rp.up, c.load_high)
         d = min(rect.height() - 2 * PAD - 2, 16)
-        lamp = _lamp_pixmap(color, d, painter.device().devicePixelRatioF())
-        painter.drawPixmap(rect.left() + 6, rect.center().y() - d // 2 + 1, lamp)
-        painter.save()
-        text_rect = rect.adjusted(d + 12, 0, -PAD, 0)
-        _text(painter, option, text_rect, rp.texts[col], _VCENTER_LEFT, bold=True)
-        painter.restore()
-        _focus(painter, option)
+        painter.drawPixmap(rect.left() + 6, rect.center().y() - d // 2 + 1, _lamp_pixmap(color, d, ctx.dpr))
+        painter.setFont(ctx.bold)
+        painter.setPen(ctx.highlighted_text if selected else ctx.text)
+        painter.drawText(rect.adjusted(d + 12, 0, -PAD, 0), _VCENTER_LEFT, rp.texts[col])
+        _focus_ctx(painter, ctx, rect, state)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return QSize(78, 26)
@@ -243,37 +260,41 @@ class BarDelegate(QStyledItemDelegate):
         self.high = high
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        _panel(painter, option)
-        rp, col = _row(index)
-        c = theme.colors(option.palette)  # type: ignore[attr-defined]
-        rect: QRect = option.rect.adjusted(PAD + 1, PAD + 1, -PAD - 1, -PAD - 1)  # type: ignore[attr-defined]
+        ctx = _context(option)
+        cell: QRect = option.rect  # type: ignore[attr-defined]
+        state = option.state  # type: ignore[attr-defined]
+        _fill(painter, option, ctx, cell, state)
+        rp, col = _row(index, ctx)
+        c = ctx.colors
+        rect = cell.adjusted(PAD + 1, PAD + 1, -PAD - 1, -PAD - 1)
         value = rp.values[col]
-        frac = 0.0
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(c.bar_back)
         painter.drawRoundedRect(QRectF(rect), 3, 3)
+        split = rect.left()
         if value is not None:
             frac = max(0.0, min(1.0, float(value) / 100.0))
             color = c.memory if self.kind == "memory" else c.load
             if self.high is not None and float(value) >= self.high:
                 color = c.load_high
-            fill = QRectF(rect.left(), rect.top(), rect.width() * frac, rect.height())
             painter.setBrush(color)
-            painter.drawRoundedRect(fill, 3, 3)
-        text = rp.texts[col]
+            painter.drawRoundedRect(QRectF(rect.left(), rect.top(), rect.width() * frac, rect.height()), 3, 3)
+            split = rect.left() + int(rect.width() * frac)
         # the figure must read on the fill and on the empty part: white over the fill, text colour
         # elsewhere, each clipped to its part
-        fg = option.palette.color(_TEXT)  # type: ignore[attr-defined]
-        split = rect.left() + int(rect.width() * frac) if value is not None else rect.left()
+        text = rp.texts[col]
+        painter.setFont(ctx.font)
         painter.setClipRect(QRect(split, rect.top(), rect.right() - split + 1, rect.height()))
-        _text(painter, option, rect, text, _CENTER, color=fg)
+        painter.setPen(ctx.text)
+        painter.drawText(rect, _CENTER, text)
         if split > rect.left():
             painter.setClipRect(QRect(rect.left(), rect.top(), split - rect.left(), rect.height()))
-            _text(painter, option, rect, text, _CENTER, color=_WHITE)
+            painter.setPen(_WHITE)
+            painter.drawText(rect, _CENTER, text)
         painter.restore()
-        _focus(painter, option)
+        _focus_ctx(painter, ctx, cell, state)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return QSize(130, 26)
