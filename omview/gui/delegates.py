@@ -227,11 +227,9 @@ class ButtonDelegate(QStyledItemDelegate):
         btn.text = rp.texts[col]
         widget = option.widget  # type: ignore[attr-defined]
         painter.save()
-        if rp.aggregate:
-            f = QFont(option.font)  # type: ignore[attr-defined]
-            f.setBold(True)
-            painter.setFont(f)
-            btn.fontMetrics = painter.fontMetrics()
+        ctx = _context(option)
+        painter.setFont(ctx.bold if rp.aggregate else ctx.font)  # cells before may have left theirs
+        btn.fontMetrics = ctx.bold_metrics if rp.aggregate else ctx.metrics
         style.drawControl(QStyle.ControlElement.CE_PushButton, btn, painter, widget)
         painter.restore()
 
