@@ -367,7 +367,27 @@ def test_every_action_has_a_tooltip_and_disabled_ones_say_why(window: MainWindow
         assert a.toolTip() and a.toolTip() != a.text().replace("&", ""), a.text()
         if not a.isEnabled() and a.text() != "(none yet)":
             assert "not" in a.toolTip(), a.text()
-    assert all("issue 7" in a.toolTip() for a in window.collector_actions)
+    assert all("omcollector" in a.toolTip() for a in window.collector_actions)
+
+
+def test_collector_menu_runs_omcollector(qtbot, window: MainWindow, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    seen: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: seen.append(text))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("before upgrade", True))
+    script = "import sys; print('args', *sys.argv[1:]); sys.exit(1 if '-k' in sys.argv else 0)"
+    window.collector_command = lambda name: [sys.executable, "-c", script]
+    window.cluster_file = "/tmp/c.toml"
+    checkpoint = next(a for a in window.collector_actions if "checkpoint" in a.text())
+    checkpoint.trigger()
+    qtbot.waitUntil(
+        lambda: "args -n before upgrade --cluster /tmp/c.toml" in window.statusBar().currentMessage(), timeout=10000
+    )
+    stop = next(a for a in window.collector_actions if "Stop" in a.text().replace("&", ""))
+    stop.trigger()
+    qtbot.waitUntil(lambda: bool(seen), timeout=10000)
+    assert "exited with 1" in seen[0] and "args -k" in seen[0]
 
 
 def test_launcher_shows_stderr_of_an_app_that_exits_at_once(qtbot, light) -> None:  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ APP_MODULES = {
     "omanalyzer": "omanalyzer.app",
     "omhistory": "omanalyzer.history_app",
     "ommigmon": "ommigmon.app",
+    "omcollector": "omcollector",
 }
 WATCH_MS = 1000
 REAP_MS = 5000

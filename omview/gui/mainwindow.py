@@ -8,7 +8,9 @@ old one on a plain thread (a hung node's connect may take seconds to give up).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -38,7 +41,7 @@ from omview.core.config import ClusterConfig, ConfigError, load_cluster
 from omview.gui import theme
 from omview.gui.bridge import ClusterBridge
 from omview.gui.execdialog import ExecDialog
-from omview.gui.launcher import Launcher
+from omview.gui.launcher import Launcher, app_command
 from omview.gui.nodedialog import NodeDialog
 from omview.gui.nodemodel import ALL_NODES, NodeSortProxy, NodeTableModel
 from omview.gui.nodeview import NodeTableView
@@ -47,7 +50,7 @@ from omview.gui.workers import Workers
 
 ClusterFactory = Callable[[ClusterConfig], Cluster]
 MAX_RECENT = 8
-COLLECTOR_MISSING = "omcollector is not built yet (issue 7)"
+COLLECTOR_MISSING = "omcollector is not installed with this copy of omview"
 
 
 def default_factory(config: ClusterConfig) -> Cluster:
@@ -110,6 +113,7 @@ class MainWindow(QMainWindow):
         self.prefs = prefs or load_prefs()
         self.workers = Workers(self)
         self.launcher = Launcher(self)
+        self.collector_command = app_command
         self.launcher.failed.connect(self._launch_failed)
         self.cluster: Cluster | None = None
         self.cluster_file: str | None = None
@@ -271,14 +275,22 @@ class MainWindow(QMainWindow):
             lambda: self.launch("omhistory"),
             icon=SP.SP_FileDialogBack,
         )
+        have_collector = importlib.util.find_spec("omcollector") is not None
+        collector_items = (
+            ("&Start collector", "Start omcollector as a daemon for this cluster (omcollector -d)", ["-d"]),
+            ("S&top collector", "Stop the running omcollector (omcollector -k)", ["-k"]),
+            ("Write &checkpoint…", "Mark this moment in the history, with a label (omcollector -n)", ["-n"]),
+            ("&Rotate history", "Save the history as a backup and start a new one (omcollector -r)", ["-r"]),
+            ("Collector s&tatus", "Whether a collector runs, and what it writes (omcollector --status)", ["--status"]),
+        )
         self.collector_actions = [
-            self._act(text, f"{what} — {COLLECTOR_MISSING}", enabled=False)
-            for text, what in (
-                ("&Start collector", "Start omcollector for this cluster"),
-                ("S&top collector", "Stop omcollector"),
-                ("Write &checkpoint", "Mark this moment in the history"),
-                ("&Rotate history", "Start a new history database now"),
+            self._act(
+                text,
+                tip if have_collector else f"{tip} — {COLLECTOR_MISSING}",
+                lambda flags=flags, text=text: self.run_collector(flags, text.replace("&", "").rstrip("…")),
+                enabled=have_collector,
             )
+            for text, tip, flags in collector_items
         ]
         self.act_about = self._act("&About omview", "Version and origin of omview", self.about)
         docs = docs_dir()
@@ -483,6 +495,40 @@ class MainWindow(QMainWindow):
         self.exec_dialog.show()
         self.exec_dialog.raise_()
         return self.exec_dialog
+
+    def run_collector(self, flags: list[str], what: str) -> None:
+        """omcollector's short commands, in a worker; the answer in the status bar, a failure in a box."""
+        args = list(flags)
+        if args == ["-n"]:
+            label, ok = QInputDialog.getText(self, "Write checkpoint", "Label (may be empty):")
+            if not ok:
+                return
+            args.append(label)
+        argv = self.collector_command("omcollector") + args + self.cluster_args()
+        self.statusBar().showMessage(f"collector: {what.lower()}…", 5000)
+
+        def run() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+        def done(cp: subprocess.CompletedProcess[str]) -> None:
+            out = (cp.stdout.strip() or cp.stderr.strip() or "done").splitlines()
+            # --status exits 3 for "not running": an answer, not a failure
+            if cp.returncode == 0 or (flags == ["--status"] and cp.returncode == 3):
+                if flags == ["--status"]:
+                    QMessageBox.information(self, "Collector status", "\n".join(out))
+                self.statusBar().showMessage(f"collector: {what.lower()}: {out[-1]}", 10000)
+            else:
+                QMessageBox.warning(
+                    self,
+                    f"Collector: {what}",
+                    f"omcollector exited with {cp.returncode}:\n\n"
+                    + "\n".join((cp.stderr.strip() or cp.stdout.strip()).splitlines()[-15:]),
+                )
+
+        def failed(exc: BaseException) -> None:
+            QMessageBox.warning(self, f"Collector: {what}", f"omcollector could not be run: {exc}")
+
+        self.workers.submit(run, on_done=done, on_error=failed, context=self)
 
     # ------------------------------------------------------------ other apps
     def cluster_args(self) -> list[str]:
