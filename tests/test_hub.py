@@ -201,6 +201,34 @@ def test_snapshot_on_attach_equals_the_hubs_cluster(hubs: Hubs) -> None:
     assert not server.paths.socket.exists()
 
 
+def test_any_event_kind_reaches_every_app(hubs: Hubs) -> None:
+    """Migration progress (and any later kind) emitted in the hub reaches every attached app: a
+    migration started from omprocs shows in ommigmon. Emitted here as the migration engine does."""
+    farm = SimFarm(SIM_NODES, procs_per_node=5)
+    config = farm.config(SIM_INTERVAL)
+    server = HubServer(config, transport_factory=farm.transport).start()
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    apps = [HubCluster(config, autostart=False, client=name).start() for name in ("omprocs", "ommigmon")]
+    got: list[list[Event]] = [[], []]
+    for app, box in zip(apps, got, strict=True):
+        app.subscribe(lambda ev, box=box: box.append(ev) if ev.kind == "migration" else None)
+    try:
+        progress = {"mid": "m1", "phase": "dump", "source": 2, "target": 3, "pid": 1001, "bytes": 4096, "total": 8192}
+        emit = getattr(server.cluster, "emit", None) or server.cluster._emit
+        emit(Event("migration", 2, message="dump", data=progress))
+        for box in got:
+            assert wait_for(lambda box=box: len(box) == 1, 5)
+            ev = box[0]
+            assert (ev.kind, ev.node_id, ev.message, ev.data) == ("migration", 2, "dump", progress)
+    finally:
+        for app in apps:
+            app.stop()
+        server.shutdown()
+        t.join(10)
+        farm.stop()
+
+
 def test_events_keep_the_copy_whole_under_churn(hubs: Hubs) -> None:
     """Every sample's new/changed/gone applied: the copy stays equal to a fresh snapshot."""
     c = sim_client(hubs)
