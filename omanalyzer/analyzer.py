@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from omanalyzer.common import HistoryInfo, HistoryWindowBase
 from omanalyzer.data import HIGH_LOAD, Stats, compute_stats, export_csv, fmt_duration, fmt_pct, fmt_time
-from omanalyzer.plots import BandPlot
+from omanalyzer.plots import SPAN_PAD, BandPlot
 from omanalyzer.statswin import StatsWindow
 from omview.core.history import HistoryReader, NodeRecord, SampleSeries
 from omview.gui.theme import tune_indicators
@@ -119,6 +118,7 @@ class AnalyzerWindow(HistoryWindowBase):
         self._in_flight = False
         self._queued: tuple[float, float, int] | None = None
         self.reads = 0
+        self.last_export: tuple[str, int] | None = None
         # ---- menus
         self.file_menu.addSeparator()
         self.act_png = self._action(self.file_menu, "Export plot as &PNG…", self.export_png, QKeySequence("Ctrl+E"),
@@ -199,8 +199,8 @@ class AnalyzerWindow(HistoryWindowBase):
         self.setCentralWidget(central)
         # only the plot on screen asks: a hidden one has a stale width, and linked views of
         # different widths show proportionally different time ranges
-        self.load_plot.wantData.connect(lambda a, b, n: self.tabs.currentIndex() == 0 and self.fetch(a, b, n))
-        self.mem_plot.wantData.connect(lambda a, b, n: self.tabs.currentIndex() == 1 and self.fetch(a, b, n))
+        self.load_plot.wantData.connect(lambda a, b, n: self._want(0, a, b, n))
+        self.mem_plot.wantData.connect(lambda a, b, n: self._want(1, a, b, n))
         self.tabs.currentChanged.connect(lambda *_: self.current_plot()._debounce.start())
         for p in (self.load_plot, self.mem_plot):
             p.vb.sigXRangeChanged.connect(lambda *_: self._update_header())
@@ -285,10 +285,14 @@ class AnalyzerWindow(HistoryWindowBase):
         kind = "live history" if self.info.source.live else "backup"
         self.header.setText(
             f"<b>Start: {fmt_time(t0)}</b> &nbsp;·&nbsp; {fmt_duration(t1 - t0)} view to {fmt_time(t1)}"
-            f" &nbsp;·&nbsp; {kind} {fmt_time(lo, False)} – {fmt_time(hi, False)}, {len(self.info.nodes)} nodes,"
-            f" {len(self.info.checkpoints)} checkpoints")
+            f" &nbsp;·&nbsp; {kind} {fmt_time(lo, False)} – {fmt_time(hi, False)},"
+            f" {plural(len(self.info.nodes), 'node')}, {plural(len(self.info.checkpoints), 'checkpoint')}")
 
     # ------------------------------------------------------------ data
+    def _want(self, tab: int, t0: float, t1: float, buckets: int) -> None:
+        if self.tabs.currentIndex() == tab:
+            self.fetch(t0, t1, buckets)
+
     def fetch(self, t0: float, t1: float, buckets: int) -> None:
         """One read at a time on the reader thread; while one runs, only the newest request waits."""
         if self.doc.reader is None or not self.info:
@@ -384,7 +388,7 @@ class AnalyzerWindow(HistoryWindowBase):
         title = "whole cluster" if node == CLUSTER else names.get(node, str(node))
         t0, t1 = self.current_plot().view_range()
         lo, hi = self.info.span
-        t0, t1 = max(t0, lo), min(t1, hi)
+        t0, t1 = max(t0, lo - SPAN_PAD), min(t1, hi + SPAN_PAD)  # the span's ends, rounding included
         win = StatsWindow(title, self)
         self.stats_windows = [w for w in self.stats_windows if w.isVisible()] + [win]
         target = None if node == CLUSTER else node
@@ -437,7 +441,7 @@ class AnalyzerWindow(HistoryWindowBase):
 
             self.show_error("Export failed", describe(exc))
 
-        self.last_export: tuple[str, int] | None = None
+        self.last_export = None
         self.doc.heavy(lambda r: export_csv(r, target, t0, t1), done, failed)
 
     def shutdown(self) -> None:
@@ -445,5 +449,5 @@ class AnalyzerWindow(HistoryWindowBase):
         super().shutdown()
 
 
-def finite(v: float) -> bool:
-    return not math.isnan(v)
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

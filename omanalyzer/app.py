@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omanalyzer.common import HistoryWindowBase
 
 
 def main(argv: list[str] | None = None) -> int:
     from omanalyzer.common import run
 
-    def make(history_dir: Path):  # type: ignore[no-untyped-def]
+    def make(history_dir: Path) -> HistoryWindowBase:
         from omanalyzer.analyzer import AnalyzerWindow
 
         return AnalyzerWindow(history_dir)

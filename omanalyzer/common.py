@@ -368,14 +368,15 @@ def run(prog: str, description: str, argv: list[str] | None,
 
     from omview.app import icon_path
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName(prog)
     app.setOrganizationName("omview")
     app.setDesktopFileName(prog)
     icon = icon_path(prog)
     if icon:
         app.setWindowIcon(QIcon(str(icon)))
-    theme.apply_theme(app, args.theme)  # type: ignore[arg-type]
+    theme.apply_theme(app, args.theme)
     history = Path(args.history).expanduser() if args.history else default_history_dir()
     window = make_window(live_dir_of(history))
     window.show()

@@ -156,8 +156,10 @@ def _runs(x: Array, y: Array, seg: npt.NDArray[np.bool_]) -> tuple[Array, Array]
     return np.insert(xs, run_end + 1, xs[run_end]), np.insert(ys, run_end + 1, np.nan)
 
 
-def drawn_segments(x: Array, y: Array) -> list[tuple[float, float, float, float]]:
+def drawn_segments(x: Array | None, y: Array | None) -> list[tuple[float, float, float, float]]:
     """The segments connect='finite' draws for (x, y), zero-length ones left out (for tests)."""
+    if x is None or y is None or len(x) < 2:  # an empty PlotDataItem holds None
+        return []
     ok = np.isfinite(y[:-1]) & np.isfinite(y[1:]) & (x[1:] != x[:-1])
     i = np.flatnonzero(ok)
     return [(float(x[k]), float(y[k]), float(x[k + 1]), float(y[k + 1])) for k in i]

@@ -141,8 +141,9 @@ class ProcProxy(QSortFilterProxyModel):
         self.setSortRole(SORT_ROLE)
 
     def set_filters(self, node: int | None, text: str) -> None:
+        self.beginFilterChange()
         self.node, self.text = node, text.strip().lower()
-        self.invalidateRowsFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802
         src = self.sourceModel()
@@ -178,10 +179,12 @@ class HistoryWindow(HistoryWindowBase):
         self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.header)
         row = QHBoxLayout()
-        self.prev_win = QToolButton(text="◀◀")
+        self.prev_win = QToolButton()
+        self.prev_win.setText("◀◀")
         self.prev_win.setToolTip("The 12 hours before")
         self.prev_win.clicked.connect(lambda: self.move_window(-1))
-        self.next_win = QToolButton(text="▶▶")
+        self.next_win = QToolButton()
+        self.next_win.setText("▶▶")
         self.next_win.setToolTip("The 12 hours after")
         self.next_win.clicked.connect(lambda: self.move_window(1))
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -270,6 +273,7 @@ class HistoryWindow(HistoryWindowBase):
         self.mig_view = QTableView()
         self.mig_view.setModel(self.mig_model)
         self.mig_view.verticalHeader().hide()
+        self.mig_view.setWordWrap(False)
         self.mig_view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.mig_view.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
         self.mig_view.horizontalHeader().setStretchLastSection(True)
@@ -498,7 +502,10 @@ class HistoryWindow(HistoryWindowBase):
         else:
             self.cpu_curve.setData([], [])
             self.mem_curve.setData([], [])
-        self.cpu_plot.setXRange(p.appeared, max(stop, p.appeared + 10), padding=0.02)
+        # the life, and the migrations even when recorded outside it (a process restored elsewhere)
+        x0 = min([p.appeared, *(m.t for m in migs)])
+        x1 = max([stop, p.appeared + 10, *(m.t for m in migs)])
+        self.cpu_plot.setXRange(x0, x1, padding=0.02)
         for line in self.mig_lines:
             self.cpu_plot.removeItem(line)
         self.mig_lines = []
@@ -516,9 +523,13 @@ class HistoryWindow(HistoryWindowBase):
             self.mig_model.appendRow(items)
             line = pg.InfiniteLine(pos=m.t, angle=90, movable=False,
                                    pen=pg.mkPen(self.colors.checkpoint if ok else self.colors.high, width=1.5),
-                                   label="→" + str(names.get(m.dst, m.dst)), labelOpts={"position": 0.9})
+                                   label="→" + str(names.get(m.dst, m.dst)),
+                                   labelOpts={"position": 0.85, "color": self.colors.fore, "fill": self.colors.back})
+            line.setToolTip(f"{fmt_time(m.t)}: {names.get(m.src, m.src)} → {names.get(m.dst, m.dst)}, "
+                            f"{m.result or '?'}")
             self.cpu_plot.addItem(line)
             self.mig_lines.append(line)
+        self.mig_view.resizeColumnsToContents()
 
     def _migration_activated(self, index: QModelIndex) -> None:
         if 0 <= index.row() < len(self.proc_migrations):

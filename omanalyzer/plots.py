@@ -33,12 +33,14 @@ DEBOUNCE_MS = 120
 APPLY_MS = 15
 #: Extra time fetched on each side of the view, as a fraction of its width: a pan shows data at once.
 MARGIN = 0.5
+#: Read this much beyond the history's span (see request()).
+SPAN_PAD = 1.0
 
 
 class XZoomViewBox(pg.ViewBox):
     """The wheel zooms time only (bands keep their height); dragging pans both ways."""
 
-    def wheelEvent(self, ev, axis=None):  # type: ignore[no-untyped-def]  # noqa: N802
+    def wheelEvent(self, ev, axis=None):  # noqa: N802
         super().wheelEvent(ev, axis=0)
 
 
@@ -210,9 +212,11 @@ class BandPlot(pg.PlotWidget):
         w = t1 - t0
         lo, hi = t0 - MARGIN * w, t1 + MARGIN * w
         if self.span:
-            lo, hi = max(lo, self.span[0]), min(hi, self.span[1])
+            # ±1 s: span() gives the raw first/last times, packed samples carry them rounded to the ms
+            s0, s1 = self.span[0] - SPAN_PAD, self.span[1] + SPAN_PAD
+            lo, hi = max(lo, s0), min(hi, s1)
             if hi <= lo:
-                lo, hi = self.span
+                lo, hi = s0, s1
         buckets = max(10, int(round(self.pixel_width() * (hi - lo) / w)))
         self.requests += 1
         self.wantData.emit(lo, hi, buckets)

@@ -45,6 +45,8 @@ def _table(model: QStandardItemModel, parent: QWidget) -> QTableView:
     view.setAlternatingRowColors(True)
     view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
     view.verticalHeader().hide()
+    view.setWordWrap(False)
+    view.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
     view.horizontalHeader().setStretchLastSection(True)
     view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
@@ -112,7 +114,7 @@ class StatsWindow(QDialog):
         self.heading.setText(f"<b>{who}</b> — {fmt_time(st.t0)} to {fmt_time(st.t1)} ({fmt_duration(span)})")
         nodes = 1 if st.node is not None else max(len(st.per_node), 1)
         possible = span * nodes
-        up_pct = 100.0 * t.up_seconds / possible if possible > 0 else math.nan
+        up_pct = min(100.0, 100.0 * t.up_seconds / possible) if possible > 0 else math.nan
         self._row(0, 0, "Average load", fmt_pct(t.load_avg), "mean of every sample the node was up")
         self._row(1, 0, "Minimum load", fmt_pct(t.load_min))
         self._row(2, 0, "Maximum load", fmt_pct(t.load_max))
