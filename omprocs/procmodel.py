@@ -571,6 +571,7 @@ class ProcFilterProxy(QSortFilterProxyModel):
     stays -1, so its order is the source's order with the rejected rows left out.
     """
 
+    filterAboutToChange = Signal()
     filterChanged = Signal()
 
     def __init__(self, parent: QObject | None = None, me: str | None = None) -> None:
@@ -610,6 +611,8 @@ class ProcFilterProxy(QSortFilterProxyModel):
         only_migrated: bool | None = None,
         only_mine: bool | None = None,
     ) -> None:
+        self.filterAboutToChange.emit()
+        self.beginFilterChange()
         if text is not None:
             self.text = text.strip().lower()
         if user is not None:
@@ -621,7 +624,7 @@ class ProcFilterProxy(QSortFilterProxyModel):
         if only_mine is not None:
             self.only_mine = only_mine
         self._active = bool(self.text or self.user or self.node or self.only_migrated or self.only_mine)
-        self.invalidateRowsFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
         self.filterChanged.emit()
 
     def accepts(self, r: ProcRow) -> bool:

@@ -314,7 +314,8 @@ class TreeFilterProxy(QSortFilterProxyModel):
         self.table_proxy = table_proxy
         self.setDynamicSortFilter(False)
         self.setRecursiveFilteringEnabled(True)
-        table_proxy.filterChanged.connect(self.invalidateRowsFilter)
+        table_proxy.filterAboutToChange.connect(self.beginFilterChange)
+        table_proxy.filterChanged.connect(lambda: self.endFilterChange(QSortFilterProxyModel.Direction.Rows))
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         tp = self.table_proxy
