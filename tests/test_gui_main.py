@@ -248,6 +248,17 @@ def test_event_loop_stall_while_200_nodes_update(qtbot, light) -> None:  # type:
         s.stop()
 
 
+def test_filter_follows_nodes_going_down(qtbot, window: MainWindow, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
+    window.filter.setText("down")
+    assert window.proxy.rowCount() == 1  # only the all-nodes row
+    sim3.farm.kill(2)
+    qtbot.waitUntil(lambda: window.proxy.rowCount() == 2, timeout=5000)
+    assert window.proxy.index(1, COL_NODE).data() == "2"
+    window.filter.setText("")
+    assert window.proxy.rowCount() == 4
+    sim3.farm.revive(2)
+
+
 # ---------------------------------------------------------------- node dialog
 
 

@@ -172,7 +172,7 @@ class MainWindow(QMainWindow):
         self.view = NodeTableView()
         self.view.nodeActivated.connect(self.open_node_dialog)
         self.proxy = NodeSortProxy(self)
-        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.filter.textChanged.connect(self._filter_changed)
         lay.addWidget(self.view, 1)
         self.setCentralWidget(central)
 
@@ -389,6 +389,11 @@ class MainWindow(QMainWindow):
             old_bridge.deleteLater()
         if old is not None and old is not cluster:
             threading.Thread(target=old.stop, name="omview-stop-cluster", daemon=True).start()
+
+    def _filter_changed(self, text: str) -> None:
+        # live re-filtering ("down" shows nodes as they fail) costs a re-sort per tick: only while filtering
+        self.proxy.setDynamicSortFilter(bool(text))
+        self.proxy.setFilterFixedString(text)
 
     def _nodes_changed(self, ids: list[int]) -> None:
         if self.model is not None:
