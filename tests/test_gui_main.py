@@ -290,6 +290,31 @@ def test_node_dialog_preselects_and_changes_admin_state(qtbot, window: MainWindo
         assert dlg2.buttons[field][which].isChecked(), field
 
 
+def test_node_dialog_resets_speed_to_measured(qtbot, window: MainWindow, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
+    sim3.cluster.set_admin(1, speed=30000)
+    dlg = window.open_node_dialog(1)
+    assert dlg is not None
+    qtbot.mouseClick(dlg.reset_speed, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=5000)
+    assert sim3.farm.nodes[1].admin.speed is None
+    assert "node 1: measured speed: done" in dlg.log.toPlainText()
+    dlg.close()
+
+
+def test_screenshot_settings_dialog(qtbot, light) -> None:  # type: ignore[no-untyped-def]
+    from omview.gui.settingsdialog import Prefs, SettingsDialog
+
+    dlg = SettingsDialog(Prefs(interval=2.0, known_hosts="~/.ssh/known_hosts", accept_new=True), 1.0)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    pump(0.1)
+    print(f"\nscreenshot: {screenshot(dlg, 'settings_dialog')}")
+    p = dlg.prefs()
+    assert (p.interval, p.accept_new) == (2.0, True)
+    dlg.use_file_interval.setChecked(True)
+    assert dlg.prefs().interval is None
+
+
 def test_all_nodes_dialog_applies_to_each_node(qtbot, window: MainWindow, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
     dlg = window.open_node_dialog(ALL_NODES)
     assert dlg is not None

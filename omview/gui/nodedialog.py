@@ -166,6 +166,13 @@ class NodeDialog(QDialog):
         for btn, tip in tips.items():
             btn.setToolTip(tip if not self.migration_problem else f"{tip}. {self.migration_problem}")
             btn.setEnabled(self.migration_problem is None)
+        self.reset_speed = QPushButton("Measured speed")
+        self.reset_speed.setToolTip(
+            "Forget the speed set by hand: the node reports its speed from its CPU quota again "
+            "(10000 = one standard CPU)"
+        )
+        self.reset_speed.setAutoDefault(False)
+        self.reset_speed.clicked.connect(self._reset_speed)
         self.procbox = QPushButton("Remote proc-box…")
         what = "every node" if node_id == ALL_NODES else f"node {node_id}"
         self.procbox.setToolTip(f"Open the process box (omprocs) showing {what}; it runs here and talks SSH")
@@ -181,6 +188,7 @@ class NodeDialog(QDialog):
             why.setEnabled(False)
             actions.addWidget(why)
         actions.addStretch(1)
+        actions.addWidget(self.reset_speed)
         actions.addWidget(self.procbox)
         outer.addLayout(actions)
 
@@ -351,6 +359,30 @@ class NodeDialog(QDialog):
         for ev in self._cancel:
             ev.set()
         super().done(result)
+
+    def _reset_speed(self) -> None:
+        targets = self.targets()
+        if not targets:
+            self.note("measured speed: no node is up")
+            return
+        self._busy["speed"] = self._busy.get("speed", 0) + len(targets)
+        self.reset_speed.setEnabled(False)
+        for st in targets:
+            self.workers.submit(
+                self.cluster.set_admin,
+                st.id,
+                speed=None,
+                on_done=lambda _a, st=st: self._speed_done(st.id, None),
+                on_error=lambda exc, st=st: self._speed_done(st.id, exc),
+                context=self,
+            )
+
+    def _speed_done(self, node_id: int, error: BaseException | None) -> None:
+        self.note(f"node {node_id}: measured speed: " + ("done" if error is None else f"FAILED: {error}"))
+        self._busy["speed"] -= 1
+        if self._busy["speed"] <= 0:
+            self._busy.pop("speed")
+            self.reset_speed.setEnabled(True)
 
     def _procbox(self) -> None:
         if self.launch_procbox is not None:

@@ -72,7 +72,7 @@ class SettingsDialog(QDialog):
         kh.addWidget(browse)
         form.addRow("known_hosts:", kh)
 
-        self.accept_new = QCheckBox("Accept the host key of a node seen for the first time (accept-new)")
+        self.accept_new = QCheckBox("Accept a new node's host key (accept-new)")
         self.accept_new.setToolTip(
             "Like ssh's StrictHostKeyChecking=accept-new: an unknown key is recorded; a CHANGED key is always refused"
         )
