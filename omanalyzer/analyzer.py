@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QTabWidget,
     QToolBar,
@@ -191,7 +192,14 @@ class AnalyzerWindow(HistoryWindowBase):
         self.tabs.addTab(self.mem_plot, "Memory overview")
         self.tabs.setTabToolTip(0, "Load of every node over time; checkpoints are blue lines")
         self.tabs.setTabToolTip(1, "Used (solid) and total (dashed) memory of every node")
-        split.addWidget(self.tabs)
+        self.stack = QStackedWidget()
+        self.placeholder = QLabel("No history open.\n\nFile ▸ Open live history (Ctrl+L), a backup, "
+                                  "or any history folder.")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setEnabled(False)
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.tabs)
+        split.addWidget(self.stack)
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
         split.setSizes([330, 950])
@@ -218,6 +226,9 @@ class AnalyzerWindow(HistoryWindowBase):
 
     def history_opened(self, info: HistoryInfo) -> None:
         self.info = info
+        self.stack.setCurrentWidget(self.tabs if info.span is not None else self.placeholder)
+        if info.span is None:
+            self.placeholder.setText(f"{info.source.title}\n\nNo samples recorded yet: is omcollector running?")
         for p in (self.load_plot, self.mem_plot):
             p.set_nodes(info.nodes)
             p.set_span(info.span)

@@ -326,8 +326,12 @@ class HistoryWindowBase(QMainWindow):
         if self.error_box is not None:
             self.error_box.close()
         box = QMessageBox(QMessageBox.Icon.Critical, title, message, parent=self)
-        box.setInformativeText("Open the live history or a backup folder from the File menu "
-                               "(omcollector writes history.sqlite in its history folder).")
+        hint = ("Open the live history or a backup folder from the File menu "
+                "(omcollector writes history.sqlite in its history folder).")
+        if "no history database" in message:
+            hint = ("No collector has written here yet: start one with `omcollector -d` (or its systemd unit, "
+                    "`omcollector --install-service`), or open another folder from the File menu.")
+        box.setInformativeText(hint)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.setModal(False)
         box.finished.connect(lambda *_: setattr(self, "error_box", None))

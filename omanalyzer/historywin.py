@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QSlider,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -242,7 +243,7 @@ class HistoryWindow(HistoryWindowBase):
         detail = QWidget()
         dl = QVBoxLayout(detail)
         dl.setContentsMargins(0, 0, 0, 0)
-        self.proc_label = QLabel("Select a process to see its CPU and memory over its life and its migrations.")
+        self.proc_label = QLabel("")
         self.proc_label.setWordWrap(True)
         self.proc_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         dl.addWidget(self.proc_label)
@@ -282,7 +283,13 @@ class HistoryWindow(HistoryWindowBase):
         self.mig_view.activated.connect(self._migration_activated)
         dsplit.addWidget(self.mig_view)
         dsplit.setSizes([700, 500])
-        dl.addWidget(dsplit, 1)
+        self.detail_stack = QStackedWidget()
+        hint = QLabel("Select a process above: its CPU and memory over its whole life and its migrations show here.")
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setEnabled(False)
+        self.detail_stack.addWidget(hint)
+        self.detail_stack.addWidget(dsplit)
+        dl.addWidget(self.detail_stack, 1)
         split.addWidget(detail)
         split.setSizes([430, 260])
         lay.addWidget(split, 1)
@@ -473,13 +480,15 @@ class HistoryWindow(HistoryWindowBase):
         for line in self.mig_lines:
             self.cpu_plot.removeItem(line)
         self.mig_lines = []
-        self.proc_label.setText("Select a process to see its CPU and memory over its life and its migrations.")
+        self.proc_label.setText("")
+        self.detail_stack.setCurrentIndex(0)
 
     def _show_life(self, key: tuple[int, int, int], life: ProcLife | None, migs: list[MigrationRecord]) -> None:
         if key != self.selected_key:
             return
         self.life = life
         self.proc_migrations = migs
+        self.detail_stack.setCurrentIndex(1)
         names = self.model.names
         if life is None:
             self.proc_label.setText("This process is not in the history file any more.")
