@@ -81,6 +81,8 @@ class PaintCtx:
         self.metrics = QFontMetrics(self.font)
         self.bold_metrics = QFontMetrics(self.bold)
         self.dpr = view.devicePixelRatioF()
+        self.palette = pal
+        self.button_text = pal.color(QPalette.ColorRole.ButtonText)
         model = view.model() if hasattr(view, "model") else None
         if isinstance(model, QSortFilterProxyModel):
             self.map_to_source: Any = model.mapToSource
@@ -138,6 +140,7 @@ _VCENTER_RIGHT = int((Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRigh
 _CENTER = int(Qt.AlignmentFlag.AlignCenter.value)
 _WHITE = QColor("#ffffff")
 _FOCUS = QStyle.StateFlag.State_HasFocus
+_HOVER = QStyle.StateFlag.State_MouseOver
 _ALTERNATE = QStyleOptionViewItem.ViewItemFeature.Alternate
 
 
@@ -213,25 +216,19 @@ class ButtonDelegate(QStyledItemDelegate):
     clicked = Signal(QModelIndex)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        _panel(painter, option)
-        rp, col = _row(index)
-        style = _style(option)
-        btn = QStyleOptionButton()
-        btn.rect = option.rect.adjusted(2, 2, -2, -2)  # type: ignore[attr-defined]
-        btn.palette = option.palette  # type: ignore[attr-defined]
-        btn.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Raised
-        if option.state & QStyle.StateFlag.State_MouseOver:  # type: ignore[attr-defined]
-            btn.state |= QStyle.StateFlag.State_MouseOver
-        if option.state & QStyle.StateFlag.State_HasFocus:  # type: ignore[attr-defined]
-            btn.state |= QStyle.StateFlag.State_HasFocus
-        btn.text = rp.texts[col]
-        widget = option.widget  # type: ignore[attr-defined]
-        painter.save()
         ctx = _context(option)
-        painter.setFont(ctx.bold if rp.aggregate else ctx.font)  # cells before may have left theirs
-        btn.fontMetrics = ctx.bold_metrics if rp.aggregate else ctx.metrics
-        style.drawControl(QStyle.ControlElement.CE_PushButton, btn, painter, widget)
-        painter.restore()
+        cell: QRect = option.rect  # type: ignore[attr-defined]
+        state = option.state  # type: ignore[attr-defined]
+        _fill(painter, option, ctx, cell, state)
+        rp, col = _row(index, ctx)
+        rect = cell.adjusted(2, 2, -2, -2)
+        hover = bool(state & _HOVER)
+        focus = bool(state & _FOCUS)
+        widget = option.widget  # type: ignore[attr-defined]
+        painter.drawPixmap(rect.topLeft(), _button_pixmap(widget, ctx, rect.size(), hover, focus))
+        painter.setFont(ctx.bold if rp.aggregate else ctx.font)
+        painter.setPen(ctx.button_text)
+        painter.drawText(rect, _CENTER, _elide(ctx, rp.texts[col], rect.width() - 8, rp.aggregate))
 
     def editorEvent(self, event: Any, model: QAbstractItemModel, option: QStyleOptionViewItem, index: Index) -> bool:
         if (
@@ -343,6 +340,8 @@ class SpeedDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.last_editor: SpeedEditor | None = None
         self._font = lcd_font()
+        self._italic = QFont(self._font)
+        self._italic.setItalic(True)
 
     @staticmethod
     def slider_rect(cell: QRect) -> QRect:
@@ -353,47 +352,37 @@ class SpeedDelegate(QStyledItemDelegate):
         return QRect(cell.right() - LCD_WIDTH - PAD + 1, cell.top() + PAD, LCD_WIDTH, cell.height() - 2 * PAD)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        _panel(painter, option)
-        rp, col = _row(index)
-        style = _style(option)
+        ctx = _context(option)
         cell: QRect = option.rect  # type: ignore[attr-defined]
-        c = theme.colors(option.palette)  # type: ignore[attr-defined]
+        state = option.state  # type: ignore[attr-defined]
+        _fill(painter, option, ctx, cell, state)
+        rp, col = _row(index, ctx)
+        c = ctx.colors
         value = rp.values[col]
-        aggregate = rp.aggregate
-        editable = rp.editable
-        pending = rp.pending
-        widget = option.widget  # type: ignore[attr-defined]
-        if not aggregate:
-            focus = bool(option.state & _FOCUS)  # type: ignore[attr-defined]
+        if not rp.aggregate:
             rect = self.slider_rect(cell)
+            widget = option.widget  # type: ignore[attr-defined]
             pix = _slider_pixmap(
-                style,
+                widget.style() if widget else QApplication.style(),
                 widget,
-                option.palette,
+                ctx.palette,
                 rect.size(),
                 value,
-                editable,
-                focus,  # type: ignore[attr-defined]
-                painter.device().devicePixelRatioF(),
+                rp.editable,
+                bool(state & _FOCUS),
+                ctx.dpr,
             )
             painter.drawPixmap(rect.topLeft(), pix)
-        lcd = cell.adjusted(PAD + 2, PAD, -PAD - 1, -PAD) if aggregate else self.lcd_rect(cell)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        border = QColor(c.lcd_text)
-        border.setAlpha(70)
-        painter.setPen(border)
-        painter.setBrush(c.lcd_back)
-        painter.drawRoundedRect(QRectF(lcd).adjusted(0.5, 0.5, -0.5, -0.5), 3, 3)
-        f = QFont(self._font)
-        f.setItalic(pending)
-        painter.setFont(f)
-        painter.setPen(c.load_high if pending else (c.lcd_text if editable or aggregate else c.connecting))
-        text = "—" if value is None else (f"Σ {value}" if aggregate else str(value))
-        align = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight
-        painter.drawText(lcd.adjusted(4, 0, -5, 0), int(align), text)
-        painter.restore()
-        _focus(painter, option)
+        lcd = cell.adjusted(PAD + 2, PAD, -PAD - 1, -PAD) if rp.aggregate else self.lcd_rect(cell)
+        painter.drawPixmap(lcd.topLeft(), _lcd_pixmap(c, lcd.size(), ctx.dpr))
+        painter.setFont(self._italic if rp.pending else self._font)
+        if rp.pending:
+            painter.setPen(c.load_high)
+        else:
+            painter.setPen(c.lcd_text if rp.editable or rp.aggregate else c.connecting)
+        text = "—" if value is None else (f"Σ {value}" if rp.aggregate else str(value))
+        painter.drawText(lcd.adjusted(4, 0, -5, 0), _VCENTER_RIGHT, text)
+        _focus_ctx(painter, ctx, cell, state)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return QSize(230, 26)
@@ -575,6 +564,52 @@ def _slider_pixmap(
         sl.state |= QStyle.StateFlag.State_HasFocus
     p = QPainter(pix)
     style.drawComplexControl(QStyle.ComplexControl.CC_Slider, sl, p, widget)
+    p.end()
+    QPixmapCache.insert(key, pix)
+    return pix
+
+
+def _lcd_pixmap(c: theme.Colors, size: QSize, dpr: float) -> QPixmap:
+    """The LCD's dark rounded background (digits are drawn on it per cell)."""
+    key = f"omview-lcd-{c.lcd_back.rgba()}-{c.lcd_text.rgba()}-{size.width()}x{size.height()}-{dpr}"
+    pix = QPixmapCache.find(key)
+    if pix is not None and not pix.isNull():
+        return pix
+    pix = QPixmap(int(size.width() * dpr), int(size.height() * dpr))
+    pix.setDevicePixelRatio(dpr)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    border = QColor(c.lcd_text)
+    border.setAlpha(70)
+    p.setPen(border)
+    p.setBrush(c.lcd_back)
+    p.drawRoundedRect(QRectF(0.5, 0.5, size.width() - 1, size.height() - 1), 3, 3)
+    p.end()
+    QPixmapCache.insert(key, pix)
+    return pix
+
+
+def _button_pixmap(widget: QWidget | None, ctx: PaintCtx, size: QSize, hover: bool, focus: bool) -> QPixmap:
+    """The style's push-button bevel (no text) for this size and state, drawn once and reused."""
+    key = f"omview-button-{size.width()}x{size.height()}-{hover}-{focus}-{ctx.palette.cacheKey()}-{ctx.dpr}"
+    pix = QPixmapCache.find(key)
+    if pix is not None and not pix.isNull():
+        return pix
+    pix = QPixmap(int(size.width() * ctx.dpr), int(size.height() * ctx.dpr))
+    pix.setDevicePixelRatio(ctx.dpr)
+    pix.fill(Qt.GlobalColor.transparent)
+    btn = QStyleOptionButton()
+    btn.rect = QRect(QPoint(0, 0), size)
+    btn.palette = ctx.palette
+    btn.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Raised
+    if hover:
+        btn.state |= QStyle.StateFlag.State_MouseOver
+    if focus:
+        btn.state |= QStyle.StateFlag.State_HasFocus
+    style = widget.style() if widget else QApplication.style()
+    p = QPainter(pix)
+    style.drawControl(QStyle.ControlElement.CE_PushButtonBevel, btn, p, widget)
     p.end()
     QPixmapCache.insert(key, pix)
     return pix
