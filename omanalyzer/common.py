@@ -25,6 +25,7 @@ from omanalyzer.data import Source, open_reader, resolve
 from omview.core.history import (
     Checkpoint,
     HistoryError,
+    HistoryFile,
     HistoryReader,
     NodeRecord,
     default_history_dir,
@@ -241,6 +242,8 @@ class HistoryWindowBase(QMainWindow):
         self.doc.readFailed.connect(lambda msg: self.show_error("Cannot read the history", msg))
         self.last_error = ""
         self.error_box: QMessageBox | None = None
+        self.backups: list[HistoryFile] | None = None  # the last listing (read in the background)
+        self.backup_listings = 0
         self.file_menu = self.menuBar().addMenu("&File")
         self.backups_menu = QMenu("Open &backup", self)
         self.backups_menu.setToolTipsVisible(True)
@@ -282,8 +285,24 @@ class HistoryWindowBase(QMainWindow):
             self.open_history(path)
 
     def _fill_backups(self) -> None:
+        """Show the last listing at once and refresh it in the background (listing opens every backup)."""
+        self._show_backups()
+        folder = self.history_dir
+
+        def done(found: list[HistoryFile]) -> None:
+            self.backups = [h for h in found if not h.live]
+            self.backup_listings += 1
+            self._show_backups()
+
+        self.doc.heavy_pool.submit(list_histories, folder, on_done=done, on_error=lambda exc: done([]), context=self)
+
+    def _show_backups(self) -> None:
         self.backups_menu.clear()
-        found = [h for h in list_histories(self.history_dir) if not h.live]
+        found = self.backups
+        if found is None:
+            a = self.backups_menu.addAction(f"looking for backups in {self.history_dir}…")
+            a.setEnabled(False)
+            return
         if not found:
             a = self.backups_menu.addAction(f"no backups in {self.history_dir}")
             a.setEnabled(False)

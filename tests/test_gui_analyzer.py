@@ -413,7 +413,8 @@ def test_open_a_backup_from_the_file_menu_and_the_live_one_again(qtbot, light, t
     win = open_analyzer(qtbot, hist)
     assert win.doc.source is not None and win.doc.source.live and win.refresh_box.isEnabled()
     assert [ln.label.format for ln in win.load_plot.checkpoint_lines] == ["after rotation"]
-    win._fill_backups()
+    win._fill_backups()  # what opening the menu does: the listing arrives from a worker
+    qtbot.waitUntil(lambda: win.backup_listings > 0, timeout=10000)
     acts = [a for a in win.backups_menu.actions() if a.isEnabled()]
     assert [a.text().split()[0] for a in acts] == [backup.name]
     acts[0].trigger()
@@ -521,6 +522,44 @@ def test_refresh_follows_the_live_history(qtbot, light, tmp_path: Path) -> None:
     assert np.nanmax(w.load_plot.series[1].load.max) == 99.0
     w.refresh_box.setChecked(False)
     wr.close()
+
+
+def test_keyboard_navigation_and_tooltips(qtbot, light, syn: Synth) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QToolBar
+
+    w = open_analyzer(qtbot, syn.path)
+    plot = w.load_plot
+    set_view(qtbot, w, syn.t0 + 1200, syn.t0 + 2400)
+    plot.setFocus()
+    QTest.keyClick(plot, Qt.Key.Key_Right)
+    assert plot.view_range() == pytest.approx((syn.t0 + 1500, syn.t0 + 2700))
+    QTest.keyClick(plot, Qt.Key.Key_Plus)
+    assert plot.view_range() == pytest.approx((syn.t0 + 1800, syn.t0 + 2400))
+    QTest.keyClick(plot, Qt.Key.Key_End)
+    assert plot.view_range()[1] == pytest.approx(syn.t1)
+    settle(qtbot, w)
+    # Enter on a node in the list: its statistics
+    w.node_view.setFocus()
+    w.node_view.setCurrentIndex(w.node_model.index(2, 0))
+    QTest.keyClick(w.node_view.viewport(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: any(s.windowTitle() == "Find out: node2" for s in w.stats_windows), timeout=5000)
+    for s in w.stats_windows:
+        qtbot.addWidget(s)
+    acts = list(w.file_menu.actions()) + [a for tb in w.findChildren(QToolBar) for a in tb.actions()]
+    for a in acts:
+        if a.isSeparator() or a.menu() is not None or not a.text():
+            continue
+        assert a.toolTip().strip(), a.text()
+    assert w.refresh_box.toolTip() and w.span_box.toolTip() and plot.toolTip()
+    h = open_history_win(qtbot, syn.path)
+    for widget in (h.slider, h.node_box, h.filter_edit, h.life_plot, h.mig_view):
+        assert widget.toolTip(), widget
+    # the slider moves with the keyboard, a page is 10 minutes
+    h.slider.setFocus()
+    before = h.at
+    QTest.keyClick(h.slider, Qt.Key.Key_PageDown)
+    wait_rows(qtbot, h)
+    assert abs(h.at - before) == 600
 
 
 def test_without_display_both_apps_say_so_in_one_line() -> None:
