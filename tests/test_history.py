@@ -68,6 +68,8 @@ def test_samples_survive_packing_and_a_down_node_is_a_gap_not_zeros(tmp_path: Pa
     w.close()
     with HistoryReader(tmp_path / "h") as r:  # close packs everything; the data reads the same
         assert r._conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 0
+        # packed every 10 minutes, but into one block per node and hour
+        assert r._conn.execute("SELECT count(*) FROM sample_chunks WHERE node = 1").fetchone()[0] == 1
         assert np.allclose(r.samples(1).load.mean, s1.load.mean)
         assert r.span() == (T0, T0 + 1499)
 

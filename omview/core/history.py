@@ -46,10 +46,10 @@ log = logging.getLogger("omview.history")
 DB_NAME = "history.sqlite"
 BACKUP_PREFIX = "backup-"
 SCHEMA_VERSION = 2
-#: Samples are packed per node per window of this many seconds (600 samples at 1 Hz).
+#: Rows older than a closed window of this many seconds are packed (the row tail stays short) ...
 CHUNK_SECONDS = 600.0
-#: Process cpu/rss points are sparse; an hour per block keeps the per-block overhead small.
-PROC_CHUNK_SECONDS = 3600.0
+#: ... into blocks of an hour per node (samples) or process (cpu/rss points): few blocks, fast reads.
+BLOCK_SECONDS = 3600.0
 #: A process point is written when cpu moved this many percentage points ...
 CPU_STEP = 2.0
 #: ... or its RSS by this fraction (at least RSS_MIN_STEP bytes).
@@ -81,7 +81,6 @@ CREATE TABLE samples (
     load REAL, speed INTEGER, cpus INTEGER, mem_used INTEGER, mem_total INTEGER, mem_available INTEGER
 );
 CREATE INDEX samples_node_t ON samples (node, t);
-CREATE INDEX samples_t ON samples (t);
 CREATE TABLE sample_chunks (node INTEGER NOT NULL, t0 REAL NOT NULL, t1 REAL NOT NULL, n INTEGER NOT NULL,
                             data BLOB NOT NULL);
 CREATE INDEX sample_chunks_node_t ON sample_chunks (node, t0);
@@ -96,7 +95,6 @@ CREATE UNIQUE INDEX procs_key ON procs (node, pid, start);
 CREATE INDEX procs_appeared ON procs (appeared);
 CREATE TABLE proc_points (proc INTEGER NOT NULL, t REAL NOT NULL, cpu REAL NOT NULL, rss INTEGER NOT NULL);
 CREATE INDEX proc_points_proc_t ON proc_points (proc, t);
-CREATE INDEX proc_points_t ON proc_points (t);
 CREATE TABLE proc_chunks (proc INTEGER NOT NULL, t0 REAL NOT NULL, t1 REAL NOT NULL, n INTEGER NOT NULL,
                           cpu1 REAL NOT NULL, rss1 INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE INDEX proc_chunks_proc_t ON proc_chunks (proc, t0);
@@ -291,6 +289,8 @@ class Band:
 
 
 _SERIES_COLUMNS = ("load", "speed", "cpus", "mem_used", "mem_total", "mem_available")
+#: Sample blocks store t in ms, load in 1/100, memory in KiB.
+_BLOCK_SCALE = np.array([1e-3, 1, 1e-2, 1, 1, 1024, 1024, 1024])
 
 
 @dataclass
@@ -387,7 +387,7 @@ class HistoryWriter:
         *,
         interval: float = 1.0,
         chunk_seconds: float = CHUNK_SECONDS,
-        proc_chunk_seconds: float = PROC_CHUNK_SECONDS,
+        block_seconds: float = BLOCK_SECONDS,
         max_backlog: int = MAX_BACKLOG,
         now: float | None = None,
     ) -> None:
@@ -395,7 +395,7 @@ class HistoryWriter:
         self.path = self.dir / DB_NAME
         self.interval = interval
         self.chunk_seconds = chunk_seconds
-        self.proc_chunk_seconds = proc_chunk_seconds
+        self.block_seconds = block_seconds
         self.max_backlog = max_backlog
         self.created = 0.0
         self.failing = ""  # the error while writes fail, else ""
@@ -409,7 +409,6 @@ class HistoryWriter:
         self._last_t: dict[int, float] = {}  # per node: last sample time in the database at open
         self._next_proc = 1
         self._compacted = 0.0
-        self._proc_compacted = 0.0
         self._last_error_log = 0.0
         self._open(time.time() if now is None else now)
 
@@ -420,6 +419,7 @@ class HistoryWriter:
         conn.execute("PRAGMA page_size=8192")  # only takes effect on a new file
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
+        conn.execute("PRAGMA journal_size_limit=8388608")  # the WAL shrinks back after a big packing
         conn.execute("PRAGMA foreign_keys=OFF")
         return conn
 
@@ -446,7 +446,6 @@ class HistoryWriter:
             "SELECT node, max(t) FROM (SELECT node, t FROM samples WHERE up=1 "
             "UNION ALL SELECT node, t1 FROM sample_chunks) GROUP BY node"))
         self._compacted = math.floor(now / self.chunk_seconds) * self.chunk_seconds - self.chunk_seconds
-        self._proc_compacted = self._compacted
 
     def close(self) -> None:
         """Write what is pending, pack the row tables, and close."""
@@ -552,7 +551,7 @@ class HistoryWriter:
             self.failing = ""
         self._backlog.clear()
         t = time.time() if now is None else now
-        if t - self._compacted >= 2 * self.chunk_seconds or t - self._proc_compacted >= 2 * self.proc_chunk_seconds:
+        if t - self._compacted >= 2 * self.chunk_seconds:
             try:
                 self._compact(t)
             except sqlite3.Error as exc:  # the rows stay readable; packing is retried next window
@@ -607,44 +606,38 @@ class HistoryWriter:
                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", b.migrations)
 
     def _compact(self, now: float) -> None:
-        """Pack closed windows of the row tables into blocks, in one transaction of their own."""
+        """Pack the closed windows of the row tables into hour blocks, in one transaction of their own.
+
+        Rows are packed every `chunk_seconds` (a short row tail, so little space in free pages) into
+        blocks of `block_seconds`: the last block of the hour is decoded, extended and re-packed. Few,
+        big blocks are what makes reading 12 h × 100 nodes fast.
+        """
         conn = self._conn
         if conn is None:
             return
         cut = math.floor(now / self.chunk_seconds) * self.chunk_seconds if math.isfinite(now) else math.inf
-        pcut = math.floor(now / self.proc_chunk_seconds) * self.proc_chunk_seconds if math.isfinite(now) else math.inf
         conn.execute("BEGIN IMMEDIATE")
         try:
             rows = conn.execute(
                 "SELECT node, t, up, coalesce(load, 0), coalesce(speed, 0), coalesce(cpus, 0), coalesce(mem_used, 0),"
                 " coalesce(mem_total, 0), coalesce(mem_available, 0) FROM samples WHERE t < ? ORDER BY node, t",
                 (cut,)).fetchall()
-            chunks = []
             for node, part in _group(rows):
                 a = np.array([r[1:] for r in part], dtype=np.float64)
-                start = math.floor(a[0, 0] / self.chunk_seconds) * self.chunk_seconds
-                # one block per window, so a reader of a short range decodes little
-                win = np.floor((a[:, 0] - start) / self.chunk_seconds).astype(np.int64)
-                for w in np.unique(win):
-                    s = a[win == w]
-                    used, total = np.floor(s[:, 5] / 1024), np.floor(s[:, 6] / 1024)
-                    # available is stored as what total - used does not explain: near constant, so near free
-                    cols = [np.round(s[:, 0] * 1000), s[:, 1], np.round(s[:, 2] * 100), s[:, 3], s[:, 4],
-                            used, total, total - used - np.floor(s[:, 7] / 1024)]
-                    chunks.append((node, float(s[0, 0]), float(s[-1, 0]), len(s),
-                                   pack_columns([c.astype(np.int64) for c in cols])))
-            conn.executemany("INSERT INTO sample_chunks VALUES (?, ?, ?, ?, ?)", chunks)
+                used, total = np.floor(a[:, 5] / 1024), np.floor(a[:, 6] / 1024)
+                # available is stored as what total - used does not explain: near constant, so near free
+                cols = np.stack([np.round(a[:, 0] * 1000), a[:, 1], np.round(a[:, 2] * 100), a[:, 3], a[:, 4],
+                                 used, total, total - used - np.floor(a[:, 7] / 1024)]).astype(np.int64)
+                self._store_blocks(conn, "sample_chunks", "node", node, cols, ())
             conn.execute("DELETE FROM samples WHERE t < ?", (cut,))
             prow = conn.execute("SELECT proc, t, cpu, rss FROM proc_points WHERE t < ? ORDER BY proc, t",
-                                (pcut,)).fetchall()
-            pchunks = []
+                                (cut,)).fetchall()
             for proc, part in _group(prow):
                 a = np.array([r[1:] for r in part], dtype=np.float64)
-                cols = [np.round(a[:, 0] * 1000), np.round(a[:, 1] * 10), np.floor(a[:, 2] / 1024)]
-                pchunks.append((proc, float(a[0, 0]), float(a[-1, 0]), len(a), float(a[-1, 1]), int(a[-1, 2]),
-                                pack_columns([c.astype(np.int64) for c in cols])))
-            conn.executemany("INSERT INTO proc_chunks VALUES (?, ?, ?, ?, ?, ?, ?)", pchunks)
-            conn.execute("DELETE FROM proc_points WHERE t < ?", (pcut,))
+                cols = np.stack([np.round(a[:, 0] * 1000), np.round(a[:, 1] * 10),
+                                 np.floor(a[:, 2] / 1024)]).astype(np.int64)
+                self._store_blocks(conn, "proc_chunks", "proc", proc, cols, ("cpu1", "rss1"))
+            conn.execute("DELETE FROM proc_points WHERE t < ?", (cut,))
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -652,7 +645,33 @@ class HistoryWriter:
             raise
         if math.isfinite(now):
             self._compacted = cut - self.chunk_seconds
-            self._proc_compacted = pcut - self.proc_chunk_seconds
+
+    def _store_blocks(self, conn: sqlite3.Connection, table: str, key_col: str, key: int,
+                      cols: npt.NDArray[np.int64], last: tuple[str, ...]) -> None:
+        """Add time-sorted packed rows (cols[0] = time in ms) to `key`'s hour blocks, extending the last one."""
+        block_ms = int(self.block_seconds * 1000)
+        hours = cols[0] // block_ms
+        for h in np.unique(hours):
+            part = cols[:, hours == h]
+            t0 = float(part[0, 0]) / 1000
+            lo = float(h * block_ms) / 1000
+            prev = conn.execute(
+                f"SELECT rowid, t1, data FROM {table} WHERE {key_col} = ? AND t0 >= ? AND t0 < ? "
+                "ORDER BY t0 DESC LIMIT 1", (key, lo, lo + self.block_seconds)).fetchone()
+            if prev is not None and prev[1] < t0:
+                old = unpack_columns(prev[2])
+                part = np.concatenate([np.stack(old), part], axis=1)
+            extra: tuple[Any, ...] = ()
+            if last:  # process blocks: cpu (1/10 %) and rss (KiB) of the last point, readable without decoding
+                extra = (float(part[1, -1]) / 10, int(part[2, -1]) * 1024)
+            values = (float(part[0, 0]) / 1000, float(part[0, -1]) / 1000, part.shape[1], *extra,
+                      pack_columns(list(part)))
+            if prev is not None and prev[1] < t0:
+                sets = ", ".join(f"{c} = ?" for c in ("t0", "t1", "n", *last, "data"))
+                conn.execute(f"UPDATE {table} SET {sets} WHERE rowid = ?", (*values, prev[0]))
+            else:
+                conn.execute(f"INSERT INTO {table} ({key_col}, t0, t1, n, {''.join(c + ', ' for c in last)}data) "
+                             f"VALUES (?, {', '.join('?' * (len(values)))})", (key, *values))
 
     # ------------------------------------------------------------ rotation
     def rotate(self, now: float | None = None) -> Path:
@@ -827,13 +846,9 @@ class HistoryReader:
         parts: dict[int, list[npt.NDArray[np.float64]]] = {}
         for node, data in self._conn.execute(
                 f"SELECT node, data FROM sample_chunks WHERE t1 >= ? AND t0 <= ?{where} ORDER BY node, t0", (lo, hi)):
-            c = unpack_columns(data)
-            a = np.empty((len(c[0]), 8))
-            a[:, 0] = c[0] / 1000.0
-            a[:, 1] = c[1]
-            a[:, 2] = c[2] / 100.0
-            a[:, 3], a[:, 4] = c[3], c[4]
-            a[:, 5], a[:, 6], a[:, 7] = c[5] * 1024.0, c[6] * 1024.0, (c[6] - c[5] - c[7]) * 1024.0
+            a = np.stack(unpack_columns(data), axis=1).astype(np.float64)
+            a[:, 7] = a[:, 6] - a[:, 5] - a[:, 7]
+            a *= _BLOCK_SCALE
             parts.setdefault(node, []).append(a)
         tail = self._conn.execute(
             "SELECT node, t, up, load, speed, cpus, mem_used, mem_total, mem_available FROM samples "
@@ -1033,28 +1048,30 @@ def _make_series(node: int, t: npt.NDArray[Any], up: npt.NDArray[Any], bands: di
 
 
 def _downsample(node: int, a: npt.NDArray[np.float64], start: float, end: float, buckets: int) -> SampleSeries:
-    """min/max/mean per equal-width bucket; a bucket with no up sample is NaN (a gap)."""
+    """min/max/mean per equal-width bucket; a bucket with no up sample is NaN (a gap).
+
+    All value columns are NaN on the same rows (down), so one row mask and one reduceat per
+    statistic over the 2-D block do every column at once.
+    """
     width = max((end - start) / buckets, 1e-9)
     b = np.clip(((a[:, 0] - start) / width).astype(np.int64), 0, buckets - 1)
     t = start + width * np.arange(buckets)
     counts = np.bincount(b, minlength=buckets).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         up = np.bincount(b, weights=a[:, 1], minlength=buckets) / counts
-    bands = {}
-    for i, name in enumerate(_SERIES_COLUMNS, start=2):
-        v = a[:, i]
-        ok = ~np.isnan(v)
-        vb, vv = b[ok], v[ok]
-        mn = np.full(buckets, np.nan)
-        mx = np.full(buckets, np.nan)
-        mean = np.full(buckets, np.nan)
-        if len(vv):
-            starts = np.flatnonzero(np.r_[True, vb[1:] != vb[:-1]])
-            which = vb[starts]
-            mn[which] = np.minimum.reduceat(vv, starts)
-            mx[which] = np.maximum.reduceat(vv, starts)
-            mean[which] = np.add.reduceat(vv, starts) / np.diff(np.r_[starts, len(vv)])
-        bands[name] = Band(mn, mx, mean)
+    ok = ~np.isnan(a[:, 2])
+    v, vb = a[ok, 2:], b[ok]
+    k = len(_SERIES_COLUMNS)
+    mn = np.full((k, buckets), np.nan)
+    mx = np.full((k, buckets), np.nan)
+    mean = np.full((k, buckets), np.nan)
+    if len(v):
+        starts = np.flatnonzero(np.r_[True, vb[1:] != vb[:-1]])
+        which = vb[starts]
+        mn[:, which] = np.minimum.reduceat(v, starts, axis=0).T
+        mx[:, which] = np.maximum.reduceat(v, starts, axis=0).T
+        mean[:, which] = (np.add.reduceat(v, starts, axis=0) / np.diff(np.r_[starts, len(v)])[:, None]).T
+    bands = {name: Band(mn[i], mx[i], mean[i]) for i, name in enumerate(_SERIES_COLUMNS)}
     return _make_series(node, t, up, bands, width)
 
 
