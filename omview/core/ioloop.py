@@ -92,6 +92,8 @@ class IoLoop:
                 pass
 
     def _wake(self) -> None:
+        if self.in_loop():
+            return  # the loop re-reads its queues and timers before it sleeps again
         try:
             os.write(self._wake_w, b"x")
         except BlockingIOError:
@@ -101,7 +103,12 @@ class IoLoop:
     def _run(self) -> None:
         while not self._stop:
             with self._lock:
-                timeout = max(0.0, self._timers[0][0] - time.monotonic()) if self._timers else 1.0
+                if self._pending:
+                    timeout = 0.0  # queued from inside the loop, which does not wake itself
+                elif self._timers:
+                    timeout = max(0.0, self._timers[0][0] - time.monotonic())
+                else:
+                    timeout = 1.0
             for key, _ in self._sel.select(min(timeout, 1.0)):
                 if key.data is None:
                     try:

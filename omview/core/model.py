@@ -20,8 +20,13 @@ DEFAULT_DECAY_INTERVAL = 1
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """Keep only keys the dataclass knows, so a newer agent's extra keys never break an older core."""
-    names = {f.name for f in fields(cls)}
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
     return {k: v for k, v in data.items() if k in names}
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
 @dataclass

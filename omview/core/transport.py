@@ -22,6 +22,8 @@ from typing import Any
 
 from omview.core.config import DEFAULT_PYTHON, NodeConfig
 
+#: How often paramiko's reader thread wakes when a node is quiet (paramiko's own default: 0.1 s).
+READER_POLL = 1.0
 #: Kept for the error text when the agent dies early; enough for a traceback's tail.
 STDERR_KEEP = 8192
 #: Read size of bulk channels (paramiko hands out at most a window's worth anyway).
@@ -500,6 +502,9 @@ class SshTransport(Transport):
             self._connect(client, opts, timeout, sock)
             transport = client.get_transport()
             transport.set_keepalive(5)
+            # paramiko's reader thread wakes every 0.1 s to look for a close; with hundreds of
+            # nodes that polling costs more than the samples themselves
+            transport.sock.settimeout(READER_POLL)
             channel = transport.open_session(timeout=timeout)
             channel.exec_command(bootstrap_command(self.node.python, self.node.sudo))
             channel.sendall(bootstrap_payload())
