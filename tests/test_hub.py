@@ -182,8 +182,11 @@ def test_snapshot_on_attach_equals_the_hubs_cluster(hubs: Hubs) -> None:
         direct = server.cluster
         assert direct.wait_until(lambda: all(n.up for n in direct.nodes()), 10)
         early = HubCluster(config, autostart=False, client="early").start()
-        # under churn the copies converge on the hub's state (events, not polling)
-        assert early.wait_until(lambda: len(keys(early)) == 3 * 30, 10)
+        samples: dict[int, int] = {}
+        early.subscribe(lambda ev: samples.__setitem__(ev.node_id, samples.get(ev.node_id, 0) + 1)
+                        if ev.kind == "sample" else None)
+        # several samples (deltas) and process changes after the snapshot, on every node
+        assert early.wait_until(lambda: all(samples.get(i, 0) >= 5 for i in farm.nodes), 10), samples
         for i in farm.nodes:
             farm.hang(i)  # hold every node still: what the hub has is what an app must have
         assert wait_for(lambda: full_view(early) == full_view(direct), 5), "early client diverged"
@@ -284,6 +287,9 @@ def test_three_apps_in_three_processes_share_one_hub(hubs: Hubs) -> None:
 def test_kill_9_the_hub_apps_recover_and_no_node_goes_down(hubs: Hubs) -> None:
     a = sim_client(hubs, name="a")
     b = sim_client(hubs, name="b")
+    # the hub they restart reaches its nodes only after a second, as an SSH hub would: until then
+    # its snapshot says "not connected yet", which must not turn a lamp red
+    a.hub_command = b.hub_command = sim_command("--slow-connect", "1")
     events: list[Event] = []
     a.subscribe(events.append)
     try:
@@ -422,13 +428,17 @@ def test_another_uid_cannot_attach(hubs: Hubs) -> None:
     probe = textwrap.dedent("""
         import json, os, socket, sys
         s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)  # a hub that served us would not hang up: fail, do not hang
         try:
             s.connect(sys.argv[1])
         except OSError as exc:
             print(json.dumps({"uid": os.getuid(), "connect": exc.__class__.__name__})); sys.exit()
         data = b""
         while True:
-            chunk = s.recv(65536)
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break
             if not chunk:
                 break
             data += chunk
@@ -463,6 +473,13 @@ def test_another_uid_cannot_attach(hubs: Hubs) -> None:
         os.chmod(paths.socket.parent, 0o700)
         os.chmod(hubs.root, 0o700)
         c.stop()
+
+
+def test_a_hub_that_cannot_start_says_why_at_once(hubs: Hubs) -> None:
+    bad = [sys.executable, "-m", "omview.core.hub", "--cluster", str(hubs.root / "missing.toml")]
+    with pytest.raises(HubError, match="missing.toml.*no such file"):
+        HubCluster(sim_config(), hub_command=bad).start()
+    assert hubs.running() == []
 
 
 def test_open_cluster_chooses(hubs: Hubs, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from omview.core.config import ClusterConfig, dump_settings, load_cluster, save_cluster
+from omview.core.config import ClusterConfig, ConfigError, dump_settings, load_cluster, save_cluster
 from omview.core.model import NodeSample, NodeState
 
 log = logging.getLogger("omview.hub")
@@ -902,6 +902,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--procs", type=int, default=20, help="processes per simulated node")
     p.add_argument("--mute", type=int, metavar="NODE", help="simulated NODE answers no request after start "
                    "(tests: a request stays in flight)")
+    p.add_argument("--slow-connect", type=float, default=0.0, metavar="S",
+                   help="simulated nodes take S seconds to connect, like an SSH handshake (tests)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     factory: Callable[..., Any] | None = None
@@ -911,10 +913,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         farm = SimFarm(args.simulate, procs_per_node=args.procs)
         config = farm.config(args.interval)
         factory = farm.transport if not args.mute else _muting(farm.transport, args.mute)
+        if args.slow_connect:
+            factory = _slow(factory, args.slow_connect)
     else:
-        config = load_cluster(args.cluster)
+        try:
+            config = load_cluster(args.cluster)
+        except (ConfigError, HubError) as exc:
+            print(f"the session hub did not start: {exc}", flush=True)
+            return 1
     return run_hub(config, foreground=args.foreground, idle_timeout=args.idle, transport_factory=factory,
                    verbose=args.verbose)
+
+
+def _slow(factory: Callable[..., Any], delay: float) -> Callable[..., Any]:
+    """Simulated transports that take `delay` seconds to connect."""
+
+    def make(node: Any, **kw: Any) -> Any:
+        transport = factory(node, **kw)
+        real_open = transport.open
+
+        def open_slowly(timeout: float) -> Any:
+            time.sleep(delay)
+            return real_open(timeout)
+
+        transport.open = open_slowly
+        return transport
+
+    return make
 
 
 def _muting(factory: Callable[..., Any], mute: int) -> Callable[..., Any]:

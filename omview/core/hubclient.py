@@ -137,6 +137,7 @@ class HubCluster:
         self._started = False
         self._have_snapshot = False
         self._last_spawn = 0.0
+        self._spawn_failed = False
         self._pushback = b""  # bytes read past the snapshot during a handshake
         self.hub_connected = False
         self.hub_reason = "not attached yet"
@@ -152,7 +153,7 @@ class HubCluster:
         sock, why = self._connect_once(spawn=self.autostart)
         delay = RECONNECT_FIRST
         while sock is None:
-            if not self.autostart or time.monotonic() > deadline:
+            if not self.autostart or time.monotonic() > deadline or self._spawn_failed:
                 raise HubError(why)
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
@@ -210,11 +211,15 @@ class HubCluster:
             try:
                 self._spawn()
             except (OSError, HubError) as exc:
+                self._spawn_failed = True
                 return None, f"{why}, and starting one failed: {exc}"
+            return self._connect_once(spawn=False)  # it listens now (or another app's hub does)
         return None, why
 
     def _spawn(self) -> None:
-        """Start a hub, detached; it double-forks, so the process we start ends at once."""
+        """Start a hub, detached, and wait until it listens: the process we start double-forks and
+        ends once the hub's socket is bound (exit 0), another app's hub won the race (3), or the
+        hub could not start (1, HubError with its words: an app then opens its own sessions)."""
         argv = self.hub_command
         if argv is None:
             settings = write_settings(self.config, self.paths)
@@ -222,13 +227,15 @@ class HubCluster:
         log.info("starting a session hub: %s", " ".join(argv))
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
-        # the detached hub answers once it listens (or why not); reap the short-lived parent
-        def reap() -> None:
-            out, _ = proc.communicate()
-            if proc.returncode not in (0, 3):  # 3: another app's hub won the race: fine
-                log.warning("the session hub did not start: %s", out.decode(errors="replace").strip())
-
-        threading.Thread(target=reap, name="omview-hubspawn", daemon=True).start()
+        try:
+            out, _ = proc.communicate(timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the starter only; a hub that got as far as listening stays
+            proc.communicate()
+            raise HubError(f"the session hub did not start within {START_TIMEOUT:.0f} s") from None
+        if proc.returncode not in (0, 3):
+            text = out.decode(errors="replace").strip().splitlines()
+            raise HubError(text[-1] if text else f"the session hub exited with status {proc.returncode}")
 
     def _handshake(self, sock: socket.socket, deadline: float) -> None:
         """Read hello and snapshot on a fresh link (blocking, bounded), then make it the link."""
