@@ -58,6 +58,10 @@ def ref(key: ProcKey) -> str:
     return f"{key[0]}:{key[1]}"
 
 
+#: what the agents said when asked whether they speak migration (id(cluster) → reason)
+_AGENT_PROBLEMS: dict[int, str] = {}
+
+
 def migration_problem(cluster: Any) -> str | None:
     """Why processes cannot be migrated from here, or None."""
     try:
@@ -66,7 +70,31 @@ def migration_problem(cluster: Any) -> str | None:
         return MIGRATION_MISSING
     if not callable(getattr(cluster, "migrate", None)):
         return MIGRATION_MISSING
-    return None
+    return _AGENT_PROBLEMS.get(id(cluster))
+
+
+def probe_agents(cluster: Any, timeout: float = 10.0) -> str | None:
+    """Ask one up node's agent whether it has the migration operations (blocking: a worker).
+
+    The request names no process (pid 0 is invalid), so an agent that has the op refuses it as
+    invalid and touches nothing; one without it answers "unknown op". The answer is remembered
+    for this cluster and returned (None = migration can be tried)."""
+    for st in cluster.nodes():
+        if not st.up:
+            continue
+        try:
+            cluster.call(st.id, "mig_check_src", {"pid": 0, "start": 0}, timeout=timeout)
+        except AgentError as exc:
+            if "unknown op" in str(exc):
+                why = (f"the node agents cannot migrate yet (node {st.id}: {exc}; "
+                       "the agent side of the migration engine, issue 4, is missing)")
+                _AGENT_PROBLEMS[id(cluster)] = why
+                return why
+            if exc.code in ("down", "timeout"):
+                continue
+        _AGENT_PROBLEMS.pop(id(cluster), None)
+        return None
+    return _AGENT_PROBLEMS.get(id(cluster))
 
 
 def can_cancel_migration(cluster: Any) -> bool:

@@ -240,6 +240,8 @@ class MigratorWindow(QDialog):
         model.applied.connect(self._applied)
         model.layoutChanged.connect(self.refresh)
         self.refresh()
+        if self.problem:
+            self.set_problem(self.problem)
 
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -303,6 +305,10 @@ class MigratorWindow(QDialog):
             self.node_view.setColumnWidth(col, w)
         self.node_view.chosen.connect(self.migrate_to)
         nl.addWidget(self.node_view)
+        self.unavailable = QLabel()
+        self.unavailable.setWordWrap(True)
+        self.unavailable.setVisible(False)
+        nl.addWidget(self.unavailable)
         lay.addWidget(nodes_box, 1)
 
         buttons = QHBoxLayout()
@@ -316,9 +322,6 @@ class MigratorWindow(QDialog):
         for b in (self.btn_home, self.btn_best, self.btn_kill, self.btn_stop, self.btn_cont):
             buttons.addWidget(b)
         lay.addLayout(buttons)
-        if self.problem:
-            for b in (self.btn_home, self.btn_best):
-                b.setToolTip(f"{b.toolTip()} — unavailable: {self.problem}")
 
         nice = QHBoxLayout()
         nl_label = QLabel("&Renice:")
@@ -442,6 +445,19 @@ class MigratorWindow(QDialog):
         elif gone and not self.busy:
             self.title.setText(f"<b>PID {pid}</b> on node {node} — <b>ended</b> (or its PID was reused)")
         self.setWindowTitle(f"omprocs migrator — node {node}, PID {pid}" + (" (ended)" if gone else ""))
+        self._enable()
+
+    def set_problem(self, problem: str | None) -> None:
+        self.problem = problem
+        for b, tip in ((self.btn_home, "Send the process to its home node"),
+                       (self.btn_best, "Send the process to the best node: lowest load per unit of speed × CPUs, "
+                                       "admin flags honoured")):
+            b.setToolTip(tip if not problem else f"{tip} — unavailable: {problem}")
+        self.node_view.setToolTip(
+            "Double-click a node (or select it and press Enter) to migrate the process there"
+            if not problem else f"Migration unavailable: {problem}")
+        self.unavailable.setText(f"Migration unavailable: {problem}" if problem else "")
+        self.unavailable.setVisible(bool(problem))
         self._enable()
 
     def _enable(self) -> None:

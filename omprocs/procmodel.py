@@ -501,7 +501,8 @@ def text(r: ProcRow, col: int) -> str:
     if col == COL_STARTED:
         return fmt_started(p.started)
     if col == COL_COMMAND:
-        return p.cmd
+        cmd = p.cmd
+        return cmd.replace("\n", " ").replace("\t", " ") if "\n" in cmd or "\t" in cmd else cmd
     return ""
 
 

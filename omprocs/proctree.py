@@ -17,11 +17,12 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QSize,
     QSortFilterProxyModel,
     Qt,
     Signal,
 )
-from PySide6.QtWidgets import QAbstractItemView, QTreeView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QStyledItemDelegate, QStyleOptionViewItem, QTreeView, QWidget
 
 from omprocs.procmodel import (
     COL_PID,
@@ -39,7 +40,9 @@ from omprocs.procview import WIDTHS
 Index = QModelIndex | QPersistentModelIndex
 DISPLAY = int(Qt.ItemDataRole.DisplayRole.value)
 TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
-FONT = int(Qt.ItemDataRole.FontRole.value)
+ALIGN = int(Qt.ItemDataRole.TextAlignmentRole.value)
+_LEFT = int((Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter).value)
+ROW_HEIGHT = 22
 _READ_ONLY = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
 
@@ -299,6 +302,8 @@ class ProcTreeModel(QAbstractItemModel):
         r = self.table.get(it.key)
         if r is None:
             return None
+        if role == ALIGN and index.column() == COL_PID:
+            return _LEFT  # the branch lines lead to the PID
         return cell(r, index.column(), role, self.table._down)
 
     def key_of(self, index: Index) -> ProcKey | None:
@@ -336,6 +341,12 @@ class TreeFilterProxy(QSortFilterProxyModel):
             src.sort(column, order)
 
 
+class _RowDelegate(QStyledItemDelegate):
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        s = super().sizeHint(option, index)
+        return QSize(s.width(), max(s.height(), ROW_HEIGHT))
+
+
 class ProcTreeView(QTreeView):
     activatedKey = Signal(tuple)
     contextMenuWanted = Signal(object)
@@ -347,6 +358,7 @@ class ProcTreeView(QTreeView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setAlternatingRowColors(True)
         self.setUniformRowHeights(True)
+        self.setItemDelegate(_RowDelegate(self))
         self.setSortingEnabled(True)
         self.setAccessibleName("Processes by parent")
         self.doubleClicked.connect(self._activate)

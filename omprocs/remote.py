@@ -112,6 +112,13 @@ class RemoteProcsWindow(QDialog):
             f"No guests on node {self.node()}: no process running there came from another node." if n == 0 else "")
         self.empty.setVisible(n == 0)
 
+    def set_problem(self, problem: str | None) -> None:
+        self.problem = problem
+        for b, tip in ((self.btn_home, "Migrate the selected processes back to their home nodes"),
+                       (self.btn_best, "Migrate the selected processes to the best node for each")):
+            b.setToolTip(tip if not problem else f"{tip} — unavailable: {problem}")
+        self._enable()
+
     def _enable(self) -> None:
         any_sel = bool(self.view.selected_keys())
         for b in (self.btn_home, self.btn_best):

@@ -36,6 +36,7 @@ from omprocs.procmodel import ProcFilterProxy, ProcKey, ProcTableModel
 from omprocs.proctree import ProcTreeModel, ProcTreeView
 from omprocs.procview import ProcTableView
 from omprocs.remote import RemoteProcsWindow
+from omview.gui import theme
 from omview.gui.workers import Workers
 
 ALL = 0
@@ -64,6 +65,35 @@ class ProcBoxWindow(QMainWindow):
         self.bridge.nodesChanged.connect(self._nodes_changed)
         self.bridge.linkChanged.connect(self._link_changed)
         self.resize(1180, 680)
+        self._probing = False
+        if self.problem is None:
+            self.probe_migration()
+
+    def probe_migration(self) -> None:
+        """Find out once whether the node agents speak migration (buttons say why not)."""
+        if getattr(self, "_probing", False):
+            return
+        self._probing = True
+
+        def done(problem: object) -> None:
+            self._probing = False
+            self.set_migration_problem(problem if isinstance(problem, str) else None)
+
+        def failed(_exc: BaseException) -> None:
+            self._probing = False
+
+        self.workers.submit(actions.probe_agents, self.cluster, on_done=done, on_error=failed, context=self)
+
+    def set_migration_problem(self, problem: str | None) -> None:
+        self.problem = problem
+        if problem:
+            self.statusBar().showMessage(f"Migration unavailable: {problem}", 15000)
+        self.act_migrate.setToolTip("Migrate the selected processes: home, best or a node you pick (Ctrl+M)")
+        for w in self.migrators.values():
+            w.set_problem(problem)
+        if self.remote is not None:
+            self.remote.set_problem(problem)
+        self._selection_changed()
 
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -107,6 +137,8 @@ class ProcBoxWindow(QMainWindow):
         self.tree_box = QCheckBox("&tree")
         self.tree_box.setToolTip("Show the processes as a tree by parent process, per node")
         self.tree_box.toggled.connect(self.set_tree)
+        for box in (self.only_migrated, self.only_mine, self.tree_box):
+            theme.tune_indicators(box)  # unchecked boxes stay visible on the dark palette
         bar.addWidget(self.filter_text, 2)
         bar.addWidget(self.filter_user)
         bar.addWidget(self.filter_node)
@@ -150,7 +182,8 @@ class ProcBoxWindow(QMainWindow):
         self.summary = QLabel()
         self.summary.setToolTip("Processes known, shown, selected; nodes up")
         self.statusBar().addPermanentWidget(self.summary)
-        for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged):
+        for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged,
+                    self.proxy.filterChanged):
             sig.connect(self._schedule_summary)
         self._summary_timer = QTimer(self)
         self._summary_timer.setSingleShot(True)
@@ -218,6 +251,8 @@ class ProcBoxWindow(QMainWindow):
 
     def _link_changed(self, node: int, up: bool, reason: str) -> None:
         self.model.set_node_down(node, not up, reason)
+        if up and self.problem is not None and actions.migration_problem(self.cluster) == self.problem:
+            self.probe_migration()  # a node came (back): its agent may be newer
         if not up:
             self.statusBar().showMessage(f"node {node} down: {reason}", 8000)
         self._schedule_summary()
