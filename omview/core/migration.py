@@ -299,11 +299,12 @@ class Migration:
         self._bytes = 0
         self._total = 0
         self._down: set[int] = set()
+        self.cmd = ""
         self._unsub: Callable[[], None] | None = None
 
     # -- progress and events
 
-    def _emit(self, phase: str, message: str = "", force: bool = True) -> None:
+    def _emit(self, phase: str, message: str = "", force: bool = True, final: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_emit < 1.0 / PROGRESS_RATE:
             return
@@ -317,7 +318,14 @@ class Migration:
                 log.exception("progress callback failed")
         emit = getattr(self.cluster, "emit", None)
         if callable(emit):
-            emit(Event("migration", self.source, message=phase, data=p.to_dict()))
+            data = p.to_dict()
+            data["final"] = final
+            if final:  # one record per migration for the history (omcollector)
+                r = self.result
+                data.update(result=phase, src=r.source, dst=r.target, start=r.start, cmd=self.cmd,
+                            frozen=r.frozen if r.ok else None, reason=r.error, time=time.time(),
+                            new_pid=r.new_pid, job=r.job, nmigs=r.nmigs)
+            emit(Event("migration", self.source, message=phase, data=data))
 
     def _phase(self, phase: str, message: str = "") -> None:
         self.result.phase = phase
@@ -374,7 +382,7 @@ class Migration:
             r.seconds = round(time.monotonic() - t0, 4)
             r.bytes = self._bytes
         self._emit("done" if r.ok else ("refused" if r.refused else ("cancelled" if r.cancelled else "failed")),
-                   r.error)
+                   r.error, final=True)
         return r
 
     def _refuse(self, text: str) -> None:
@@ -391,6 +399,7 @@ class Migration:
         except AgentError as exc:
             raise MigrationError(str(exc)) from None
         r.start = proc.start
+        self.cmd = proc.cmd
         self._preflight(proc)
         r.target = self._target
         try:
@@ -465,6 +474,9 @@ class Migration:
         self._total = int(info.get("rss") or 0)
         self.result.job = self.job["id"] if info.get("job") else ""
         self.result.home = home
+        if not callable(getattr(c, "transport", None)):
+            self._refuse("this cluster object has no SSH connections of its own (a session-hub client): "
+                         "migrate from a direct Cluster")
 
     def _transport(self, node: int) -> Transport:
         get = getattr(self.cluster, "transport", None)
@@ -477,18 +489,28 @@ class Migration:
         r = self.result
         src_t, dst_t = self._transport(self.source), self._transport(r.target)
         stream = self.stream and src_t.tunnels and dst_t.tunnels
+        holder: list[Tunnel] = []
+        stop_forward: Callable[[], None] | None = None
+        port = 0
+        if stream:
+            # ask for the forward first: a server that forbids it means files, not failure
+            try:
+                port, stop_forward = src_t.forward_remote(lambda ch: holder[0].accept(ch) if holder else ch.close())
+            except TransportError as exc:
+                log.info("node %s: no port forwarding (%s): images go as files", self.source, exc)
+                stream = False
         r.transfer = "page-server" if stream else "files"
         self._phase("prepare")
-        prep = self._call(r.target, "mig_prepare", {"mid": self.mid, "source": self.source, "page_server": stream}, 60)
-        self._prepared = True
         tunnel: Tunnel | None = None
-        stop_forward: Callable[[], None] | None = None
         args: dict[str, Any] = {"mid": self.mid, "pid": self.pid, "start": r.start, "target": r.target,
                                 "job": self.job}
         try:
+            prep = self._call(r.target, "mig_prepare", {"mid": self.mid, "source": self.source,
+                                                        "page_server": stream}, 60)
+            self._prepared = True
             if stream:
                 tunnel = Tunnel(dst_t, int(prep["port"]), self._count)
-                port, stop_forward = src_t.forward_remote(tunnel.accept)
+                holder.append(tunnel)
                 args["port"] = port
             self._check_cancel()
             self._phase("dump")
