@@ -94,12 +94,49 @@ def test_downsampling_keeps_extremes_and_gaps(tmp_path: Path) -> None:
         s = r.samples(1, T0, T0 + 3600, max_points=100)
         assert len(s) == 100 and s.width == pytest.approx(36)
         assert np.nanmax(s.load.max) == 999.0  # the one-second spike survives 36:1
+        zoom = r.samples(1, T0 + 1200, T0 + 1300, max_points=40)  # 2.5 s buckets: from the samples themselves
+        assert len(zoom) == 40 and np.nanmax(zoom.load.max) == 999.0 and np.nanmin(zoom.load.min) == 20
         assert np.nanmin(s.load.min) == 20
         assert np.isnan(s.load.mean[51]) and s.up[51] == 0  # 1836..1872 s: all down
         t, y = s.line("load")
         assert len(t) == len(y) == 200 and (np.diff(t) > 0).all()
         everything = r.samples_many(None, None, None, max_points=50)
         assert set(everything) == {1} and len(everything[1]) == 50
+
+
+def test_long_spans_are_read_from_the_10_second_summaries_exactly(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    t0 = 1_700_000_400.0  # a multiple of 10 s, so 20-second buckets hold whole summaries
+    w = HistoryWriter(tmp_path / "h", now=t0)
+    loads = np.round(rng.uniform(0, 300, 7200), 2)
+    down = (np.arange(7200) // 300) % 7 == 3  # five-minute outages
+    for i in range(7200):
+        w.sample(1, t0 + i, None if down[i] else sample(float(loads[i]), (1 << 30) + int(rng.integers(0, 1000)) * 4096))
+        w.commit(t0 + i)
+    for packed in (False, True):  # the live file (some rows unpacked) and after close (all packed)
+        with HistoryReader(tmp_path / "h") as r:
+            fast = r.samples(1, t0, t0 + 7200, max_points=360)  # 20 s buckets: from summaries
+            raw = r.samples(1, t0, t0 + 7200)
+            assert fast.width == 20.0 and len(fast) == 360
+            b = ((raw.t - t0) // 20).astype(int)
+            for k in (0, 17, 45, 200, 359):
+                sel = (b == k) & (raw.up == 1)
+                if sel.any():
+                    assert fast.load.min[k] == raw.load.mean[sel].min() and fast.load.max[k] == raw.load.mean[sel].max()
+                    assert fast.load.mean[k] == pytest.approx(raw.load.mean[sel].mean(), abs=0.01)
+                    assert fast.mem_used.max[k] == raw.mem_used.mean[sel].max()
+                    assert fast.mem_available.min[k] == raw.mem_available.mean[sel].min()
+                else:
+                    assert np.isnan(fast.load.mean[k]) and fast.up[k] == 0
+        if not packed:
+            w.close()
+    conn = sqlite3.connect(tmp_path / "h" / h.DB_NAME)
+    conn.execute("UPDATE sample_chunks SET summary = NULL")  # as in a version-2 file: computed while reading
+    conn.commit()
+    conn.close()
+    with HistoryReader(tmp_path / "h") as r:
+        again = r.samples(1, t0, t0 + 7200, max_points=360)
+        assert np.array_equal(again.load.max, fast.load.max, equal_nan=True)
 
 
 def test_checkpoints_and_migrations(tmp_path: Path) -> None:
