@@ -505,8 +505,10 @@ class HubCluster:
         delta = msg.get("delta")
         if delta is not None and st.sample is not None:
             sample = copy.copy(st.sample)  # samples are replaced, never mutated: change the copy
-            if isinstance(delta.get("admin"), dict):
-                delta = dict(delta, admin=AdminState.from_dict(delta["admin"]))
+            admin = delta.get("admin")
+            if isinstance(admin, dict):  # always sent; mostly unchanged: keep the object then
+                same = admin == vars(st.sample.admin)
+                delta = dict(delta, admin=st.sample.admin if same else AdminState.from_dict(admin))
             sample.__dict__.update((k, v) for k, v in delta.items() if k in _SAMPLE_FIELDS)
         else:
             sample = _sample(msg.get("sample") or delta or {})
