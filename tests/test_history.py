@@ -94,6 +94,8 @@ def test_downsampling_keeps_extremes_and_gaps(tmp_path: Path) -> None:
         s = r.samples(1, T0, T0 + 3600, max_points=100)
         assert len(s) == 100 and s.width == pytest.approx(36)
         assert np.nanmax(s.load.max) == 999.0  # the one-second spike survives 36:1
+        coarse = r.samples(1, T0, T0 + 3600, max_points=100, summaries=True)
+        assert np.nanmax(coarse.load.max) == 999.0 and np.isnan(coarse.load.mean[51]) and coarse.up[51] == 0
         zoom = r.samples(1, T0 + 1200, T0 + 1300, max_points=40)  # 2.5 s buckets: from the samples themselves
         assert len(zoom) == 40 and np.nanmax(zoom.load.max) == 999.0 and np.nanmin(zoom.load.min) == 20
         assert np.nanmin(s.load.min) == 20
@@ -115,7 +117,7 @@ def test_long_spans_are_read_from_the_10_second_summaries_exactly(tmp_path: Path
         w.commit(t0 + i)
     for packed in (False, True):  # the live file (some rows unpacked) and after close (all packed)
         with HistoryReader(tmp_path / "h") as r:
-            fast = r.samples(1, t0, t0 + 7200, max_points=360)  # 20 s buckets: from summaries
+            fast = r.samples(1, t0, t0 + 7200, max_points=360, summaries=True)  # 20 s buckets
             raw = r.samples(1, t0, t0 + 7200)
             assert fast.width == 20.0 and len(fast) == 360
             b = ((raw.t - t0) // 20).astype(int)
@@ -135,7 +137,7 @@ def test_long_spans_are_read_from_the_10_second_summaries_exactly(tmp_path: Path
     conn.commit()
     conn.close()
     with HistoryReader(tmp_path / "h") as r:
-        again = r.samples(1, t0, t0 + 7200, max_points=360)
+        again = r.samples(1, t0, t0 + 7200, max_points=360, summaries=True)
         assert np.array_equal(again.load.max, fast.load.max, equal_nan=True)
 
 
