@@ -7,10 +7,11 @@ analyzer gets indexed time ranges instead of parsing log files as openMosixview 
 
 Size is the design constraint: 100 nodes at 1 Hz are 8.6 million samples a day, which as plain rows
 cost ~40 bytes each. So recent samples go into a row table (``samples``, written every tick, what
-makes a kill -9 lose at most one interval) and every ``chunk_seconds`` closed windows are packed
-per node into compressed column blocks (``sample_chunks``: delta-coded, byte-shuffled, zlib), about
-3 bytes a sample. Processes are stored as changes: a row per process life (appeared/vanished, keyed
-by node/pid/start) and cpu/rss points only when they moved, packed the same way per hour.
+makes a kill -9 lose at most one interval); every ``chunk_seconds`` the closed window is packed into
+the node's block of the hour (``sample_chunks``: delta-coded, byte-shuffled, raw deflate, ~3.5 bytes
+a sample) with 10-second min/max/mean summaries beside it for plots of long spans. Processes are
+stored as changes: a row per process life (appeared/vanished, keyed by node/pid/start) and cpu/rss
+points only when they moved, packed the same way per process and hour.
 
 A node that is down gets ``up = 0`` rows with no values, never zeros: readers turn them (and any
 silence longer than a few intervals) into NaN, which plots as a gap.
