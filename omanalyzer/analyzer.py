@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 
 from omanalyzer.common import HistoryInfo, HistoryWindowBase
 from omanalyzer.data import HIGH_LOAD, Stats, compute_stats, export_csv, fmt_duration, fmt_pct, fmt_time
-from omanalyzer.plots import SPAN_PAD, BandPlot
+from omanalyzer.overview import overview
+from omanalyzer.plots import SPAN_PAD, BandPlot, Lines, prepare
 from omanalyzer.statswin import StatsWindow
 from omview.core.history import HistoryReader, NodeRecord, SampleSeries
 from omview.gui.theme import tune_indicators
@@ -52,10 +53,16 @@ class NodeListModel(QAbstractTableModel):
 
     def __init__(self) -> None:
         super().__init__()
+        from omanalyzer.common import plot_colors
+
+        self.high = plot_colors().high
         self.nodes: list[NodeRecord] = []
         self.figures: dict[int, tuple[float, float]] = {}
 
     def set_nodes(self, nodes: list[NodeRecord]) -> None:
+        from omanalyzer.common import plot_colors
+
+        self.high = plot_colors().high
         self.beginResetModel()
         self.nodes = list(nodes)
         self.figures = {}
@@ -102,9 +109,7 @@ class NodeListModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and col == self.COL_MAX:
             f = self.figures.get(node)
             if f is not None and f[1] > HIGH_LOAD:
-                from omanalyzer.common import plot_colors
-
-                return plot_colors().high
+                return self.high
         return None
 
 
@@ -211,8 +216,11 @@ class AnalyzerWindow(HistoryWindowBase):
         self.mem_plot.wantData.connect(lambda a, b, n: self._want(1, a, b, n))
         self.tabs.currentChanged.connect(lambda *_: self.current_plot()._debounce.start())
         for p in (self.load_plot, self.mem_plot):
-            p.vb.sigXRangeChanged.connect(lambda *_: self._update_header())
+            p.vb.sigXRangeChanged.connect(lambda *_: self._header_timer.start())
             p.hovered.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        # the header follows the view at most 10 times a second: a label change relayouts the window
+        self._header_timer = QTimer(self, singleShot=True, interval=100)
+        self._header_timer.timeout.connect(self._update_header)
         self.refresh_timer = QTimer(self, interval=REFRESH_MS)
         self.refresh_timer.timeout.connect(self.refresh)
         self._set_enabled(False)
@@ -313,15 +321,19 @@ class AnalyzerWindow(HistoryWindowBase):
             return
         self._in_flight = True
         ids = [n.id for n in self.info.nodes]
+        plots = (self.load_plot, self.mem_plot)
+        bands = [(p.kind, p.offsets()) for p in plots]
 
-        def work(r: HistoryReader) -> dict[int, SampleSeries]:
-            return r.samples_many(ids, t0, t1, max_points=buckets)
+        def work(r: HistoryReader) -> tuple[dict[int, SampleSeries], list[Lines]]:
+            data = overview(r, ids, t0, t1, buckets)
+            return data, [prepare(kind, data, offsets) for kind, offsets in bands]  # off the GUI thread
 
-        def done(data: dict[int, SampleSeries]) -> None:
+        def done(result: tuple[dict[int, SampleSeries], list[Lines]]) -> None:
+            data, lines = result
             self.reads += 1
             self._in_flight = False
-            for p in (self.load_plot, self.mem_plot):
-                p.set_series(data, t0, t1, buckets)
+            for p, ln in zip(plots, lines, strict=True):
+                p.set_series(data, t0, t1, buckets, ln)
             QTimer.singleShot(20, self._update_figures)
             self._next()
 

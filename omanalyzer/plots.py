@@ -37,6 +37,34 @@ MARGIN = 0.5
 SPAN_PAD = 1.0
 
 
+#: Above this many nodes the lines are 1 px wide: Qt strokes a 1 px path in one go, a wider one
+#: segment by segment (pyqtgraph's segmented mode), which costs ~4× per frame at 100 nodes.
+THIN_ABOVE = 12
+
+Lines = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def prepare(kind: str, data: dict[int, SampleSeries], offsets: dict[int, tuple[float, float]]) -> Lines:
+    """The arrays each node's two curves get, computed in the worker (no Qt): split at 75 % for load,
+    clipped to the band and moved to its offset. offsets[node] = (offset, memory scale)."""
+    out: Lines = {}
+    for node, (offset, scale) in offsets.items():
+        s = data.get(node)
+        if s is None or not len(s):
+            e = np.empty(0)
+            out[node] = (e, e, e, e)
+            continue
+        if kind == "load":
+            x, y = s.line("load")
+            sp = split_line(x, y, HIGH_LOAD)
+            out[node] = (sp.low_x, np.minimum(sp.low_y, CLIP) + offset, sp.high_x, np.minimum(sp.high_y, CLIP) + offset)
+        else:
+            x, used = s.line("mem_used")
+            _, total = s.line("mem_total")
+            out[node] = (x, np.minimum(used / scale, CLIP) + offset, x, np.minimum(total / scale, CLIP) + offset)
+    return out
+
+
 class XZoomViewBox(pg.ViewBox):
     """The wheel zooms time only (bands keep their height); dragging pans both ways."""
 
@@ -70,6 +98,7 @@ class BandPlot(pg.PlotWidget):
         self.checkpoint_lines: list[pg.InfiniteLine] = []
         self.series: dict[int, SampleSeries] = {}
         self._pending: dict[int, SampleSeries] | None = None
+        self._pending_lines: Lines | None = None
         self.loaded: tuple[float, float, int] | None = None  # range and buckets of the data shown
         self.requests = 0
         self.applied = 0
@@ -108,11 +137,12 @@ class BandPlot(pg.PlotWidget):
 
     def _style(self, nc: NodeCurves) -> None:
         c = self.colors
+        thin = len(self.curves) > THIN_ABOVE or len(self.nodes) > THIN_ABOVE
         if self.kind == "load":
-            nc.a.setPen(pg.mkPen(c.fore, width=1.3))
-            nc.b.setPen(pg.mkPen(c.high, width=1.8))
+            nc.a.setPen(pg.mkPen(c.fore, width=1 if thin else 1.3))
+            nc.b.setPen(pg.mkPen(c.high, width=1 if thin else 1.8))
         else:
-            nc.a.setPen(pg.mkPen(c.memory, width=1.5))
+            nc.a.setPen(pg.mkPen(c.memory, width=1 if thin else 1.5))
             nc.b.setPen(pg.mkPen(c.fore, width=1, style=Qt.PenStyle.DashLine))
 
     # ------------------------------------------------------------ structure
@@ -221,9 +251,15 @@ class BandPlot(pg.PlotWidget):
         self.requests += 1
         self.wantData.emit(lo, hi, buckets)
 
-    def set_series(self, data: dict[int, SampleSeries], t0: float, t1: float, buckets: int) -> None:
-        """New data from the reader; applied on the timer (coalesced)."""
+    def offsets(self) -> dict[int, tuple[float, float]]:
+        """What prepare() needs to know about the bands (a copy, for the worker)."""
+        return {n: (nc.offset, nc.scale) for n, nc in self.curves.items()}
+
+    def set_series(self, data: dict[int, SampleSeries], t0: float, t1: float, buckets: int,
+                   lines: Lines | None = None) -> None:
+        """New data from the reader (and its lines, when the worker prepared them); applied on the timer."""
         self._pending = data
+        self._pending_lines = lines
         self.loaded = (t0, t1, buckets)
         if not self._apply_timer.isActive():
             self._apply_timer.start()
@@ -235,25 +271,17 @@ class BandPlot(pg.PlotWidget):
 
     def _apply(self) -> None:
         data, self._pending = self._pending, None
+        lines, self._pending_lines = self._pending_lines, None
         if data is None:
             return
         self.series = data
+        offsets = self.offsets()
+        if lines is None or set(lines) != set(offsets):
+            lines = prepare(self.kind, data, offsets)
         for node, nc in self.curves.items():
-            s = data.get(node)
-            if s is None or not len(s):
-                nc.a.setData([], [])
-                nc.b.setData([], [])
-                continue
-            if self.kind == "load":
-                x, y = s.line("load")
-                sp = split_line(x, y, HIGH_LOAD)
-                nc.a.setData(sp.low_x, np.minimum(sp.low_y, CLIP) + nc.offset)
-                nc.b.setData(sp.high_x, np.minimum(sp.high_y, CLIP) + nc.offset)
-            else:
-                x, used = s.line("mem_used")
-                _, total = s.line("mem_total")
-                nc.a.setData(x, np.minimum(used / nc.scale, CLIP) + nc.offset)
-                nc.b.setData(x, np.minimum(total / nc.scale, CLIP) + nc.offset)
+            ax, ay, bx, by = lines[node]
+            nc.a.setData(ax, ay)
+            nc.b.setData(bx, by)
         self.applied += 1
 
     # ------------------------------------------------------------ reading values
