@@ -1,0 +1,716 @@
+"""Automatic load balancing with openMosix's knobs (HOWTO Ch. 8; FAQ and Ch. 12 on why a process stays).
+
+Two halves:
+
+- `plan(snapshot, policy, history) -> Plan` is a pure function over plain data (`Snapshot`: node
+  states and processes with their decayed CPU use; `Policy`; `History` of moves). It returns the
+  moves, each with its reason, and the reason for every process it leaves alone. No I/O, no clock:
+  the tests drive it with literals.
+- `Balancer` acts: it feeds the decayed CPU statistics from the cluster's samples (`DecayStats`),
+  builds a snapshot per round, plans, and executes the moves through the migration engine
+  (`cluster.migrate(..., automatic=True)`, so the agents also check stay/lstay/lock themselves).
+  The engine's journal guarantees that a node dying in the middle of a move leaves the process on
+  exactly one node; the balancer only has to skip the rest of a round's moves that involve it.
+
+The figures (docs/architecture.md, "Balancer"):
+
+- capacity of a node = cpus × speed / 10000 (standard CPUs);
+- a process's *busy* fraction = its CPU use over the share one task can get on its node, at most 1;
+  the demand of a node is the sum of its processes' current busy fractions, its load
+  `demand / capacity`;
+- the busy fraction is decayed per decay interval: `u ← f·u + (1 − f)·b` with f = slow (975/1000)
+  or, for fastdecay jobs, fast (926/1000); nodecay jobs keep the plain mean since first seen; a
+  cpujob is declared CPU-bound and starts at 1;
+- a candidate is CPU-bound for long enough: decayed busy ≥ `min_busy`, observed ≥ `min_seen` s;
+- a move must lower the pair's higher load below the source's load minus `margin` (so loads only
+  ever decrease lexicographically: no cycles), gain more than `cost_factor` × its cost, and the
+  process must not have moved within `hold` s (hysteresis).
+
+Qt-free.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from omview.core.model import (
+    DEFAULT_DECAY_INTERVAL,
+    DEFAULT_FAST_DECAY,
+    DEFAULT_SLOW_DECAY,
+    STANDARD_SPEED,
+    NodeSample,
+    NodeState,
+    ProcInfo,
+)
+
+log = logging.getLogger("omview.balancer")
+
+#: A node whose processes use this part of its capacity is saturated: its tasks share it.
+SATURATED = 0.85
+#: Prefix of the history's migration reason for a move the balancer made (see history.py).
+REASON_PREFIX = "balancer: "
+
+
+# ---------------------------------------------------------------- plain data
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What the planner needs of one node."""
+
+    id: int
+    up: bool = True
+    speed: int = STANDARD_SPEED
+    cpus: int = 1
+    stay: bool = False
+    lstay: bool = False
+    block: bool = False
+    quiet: bool = False
+    stopped: bool = False
+    criu: str = "ready"  # the agent's readiness text; "ready..." means it can take part in a move
+    down_reason: str = ""
+
+    @property
+    def capacity(self) -> float:
+        return self.cpus * self.speed / STANDARD_SPEED
+
+    @property
+    def per_task(self) -> float:
+        """The most one single-threaded task can get here, in standard CPUs."""
+        return min(self.speed / STANDARD_SPEED, self.capacity)
+
+    @property
+    def criu_ready(self) -> bool:
+        return self.criu.startswith("ready")
+
+
+@dataclass(frozen=True)
+class ProcView:
+    """One process as the planner sees it. `key` is its identity across moves (the job id, or
+    node:pid:start for a plain process)."""
+
+    key: str
+    node: int
+    pid: int
+    start: int = 0
+    cmd: str = ""
+    job: str = ""
+    mode: str = ""
+    lock: bool = False
+    cantmove: str = ""
+    home: int = 0  # 0: this node
+    rss: int = 0
+    busy: float = 0.0  # decayed busy fraction, 0..1
+    now: float = 0.0  # the last observed busy fraction: the demand it puts on its node now
+    seen: float = 0.0  # seconds observed
+    nmigs: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    time: float
+    nodes: tuple[NodeInfo, ...]
+    procs: tuple[ProcView, ...]
+
+
+@dataclass(frozen=True)
+class Policy:
+    min_busy: float = 0.5  # decayed busy fraction that makes a process CPU-bound
+    min_seen: float = 3.0  # seconds a process must have been observed
+    jobs_only: bool = True  # only processes started as jobs (omctl run) move automatically
+    margin: float = 0.25  # the load (tasks per standard CPU) a move must take off the busier node
+    hold: float = 30.0  # seconds a process stays where it is after a move (hysteresis)
+    retry_after: float = 60.0  # seconds before retrying a process whose automatic move failed
+    cost_factor: float = 2.0  # a move's gain must exceed its cost by this factor
+    link_bps: float = 50e6  # assumed until measured: the link's bytes per second
+    dump_bps: float = 200e6  # assumed until measured: how fast CRIU dumps and restores
+    overhead: float = 1.0  # assumed until measured: seconds a move costs besides the bytes
+    horizon_min: float = 20.0  # a process is expected to run at least this long still...
+    horizon_max: float = 600.0  # ...and as long as it has run, up to this
+    max_moves: int = 8  # per round
+
+
+@dataclass
+class History:
+    """What the planner remembers between rounds (the Balancer keeps it up to date)."""
+
+    last_move: dict[str, float] = field(default_factory=dict)  # key -> time of its last move (anyone's)
+    failed: dict[str, tuple[float, str]] = field(default_factory=dict)  # key -> (time, why)
+    moves: dict[str, int] = field(default_factory=dict)  # key -> automatic moves done
+    bps: float | None = None  # measured bytes per second of dump + transfer
+    overhead: float | None = None  # measured seconds per move besides the bytes
+
+
+@dataclass(frozen=True)
+class Move:
+    key: str
+    node: int
+    pid: int
+    start: int
+    target: int
+    reason: str
+    cmd: str = ""
+    gain: float = 0.0  # standard-CPU seconds the process is expected to gain
+    cost: float = 0.0  # standard-CPU seconds the move is expected to cost
+
+    @property
+    def ref(self) -> str:
+        return f"{self.node}:{self.pid}"
+
+
+@dataclass(frozen=True)
+class Skip:
+    key: str
+    node: int
+    pid: int
+    start: int
+    reason: str
+    cmd: str = ""
+    busy: float = 0.0
+
+    @property
+    def ref(self) -> str:
+        return f"{self.node}:{self.pid}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    time: float
+    moves: tuple[Move, ...]
+    skipped: tuple[Skip, ...]
+    loads: Mapping[int, float]  # node -> load before (tasks per standard CPU); taking part only
+    after: Mapping[int, float]  # node -> load once the moves are done
+    notes: tuple[str, ...] = ()  # node-level remarks (quiet, stopped, down, CRIU)
+
+    def skip_for(self, key: str) -> Skip | None:
+        return next((s for s in self.skipped if s.key == key), None)
+
+    def move_for(self, key: str) -> Move | None:
+        return next((m for m in self.moves if m.key == key), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"time": self.time, "moves": [asdict(m) for m in self.moves],
+                "skipped": [asdict(s) for s in self.skipped],
+                "loads": {str(k): round(v, 3) for k, v in self.loads.items()},
+                "after": {str(k): round(v, 3) for k, v in self.after.items()}, "notes": list(self.notes)}
+
+    def text(self, all_procs: bool = True) -> str:
+        """The plan for people: loads, moves with reasons, then every process left alone and why."""
+        out = ["loads (tasks per standard CPU): " + (", ".join(
+            f"node {n} {self.loads[n]:.2f}" + (f" -> {self.after[n]:.2f}" if abs(self.after[n] - self.loads[n]) > 1e-9
+                                               else "") for n in sorted(self.loads)) or "no node takes part")]
+        out += [f"note: {n}" for n in self.notes]
+        if self.moves:
+            out.append(f"moves ({len(self.moves)}):")
+            out += [f"  {m.ref} -> node {m.target}  {_short(m.cmd)}: {m.reason}" for m in self.moves]
+        else:
+            out.append("moves: none")
+        left = [s for s in self.skipped if all_procs or s.busy >= 0.05]
+        out.append(f"left alone ({len(self.skipped)}" + ("" if all_procs else f", {len(left)} shown") + "):")
+        out += [f"  {s.ref}  {_short(s.cmd)}: {s.reason}" for s in left]
+        return "\n".join(out)
+
+
+def _short(cmd: str, width: int = 40) -> str:
+    cmd = " ".join(cmd.split())
+    return cmd if len(cmd) <= width else cmd[: width - 3] + "..."
+
+
+# ---------------------------------------------------------------- decay
+
+
+def decay_factor(mode: str, slow: int = DEFAULT_SLOW_DECAY, fast: int = DEFAULT_FAST_DECAY) -> float | None:
+    """Per-interval factor for a job of this mode; None for nodecay (a plain mean)."""
+    if mode == "nodecay":
+        return None
+    return (fast if mode == "fastdecay" else slow) / 1000.0
+
+
+def decay(value: float, sample: float, dt: float, factor: float, interval: float = DEFAULT_DECAY_INTERVAL) -> float:
+    """One step of openMosix's decayed statistic over dt seconds: the factor applies once per interval."""
+    g = factor ** (max(dt, 0.0) / max(interval, 1e-9))
+    return g * value + (1.0 - g) * sample
+
+
+def busy_fraction(cpu_pct: float, node: NodeInfo, node_cpu_pcts: Iterable[float]) -> float:
+    """A process's CPU use as a part of what one task can get on its node (0..1).
+
+    On a node that is not saturated a task can get `per_task` (one CPU at the node's speed); on a
+    saturated one the busiest process's use is the share each runnable task gets."""
+    pcts = list(node_cpu_pcts)
+    share = node.per_task
+    total = sum(pcts) / 100.0
+    if pcts and total >= SATURATED * node.capacity:
+        share = min(share, max(max(pcts) / 100.0, 0.01))
+    if share <= 0:
+        return 0.0
+    return max(0.0, min(1.0, cpu_pct / 100.0 / share))
+
+
+@dataclass
+class Stat:
+    value: float = 0.0
+    now: float = 0.0
+    seen: float = 0.0
+    last: float = 0.0  # time of the last observation
+    nmigs: int = 0
+
+
+class DecayStats:
+    """Decayed busy fractions per process key, fed with one node's sample at a time. Thread-safe."""
+
+    def __init__(self, since: float = 0.0) -> None:
+        self.since = since  # a process already running before this gets its first value at once
+        self.stats: dict[str, Stat] = {}
+        self.moved: dict[str, float] = {}  # key -> time its nmigs last went up
+        self.lock = threading.Lock()
+
+    def observe(self, t: float, node: NodeInfo, procs: Iterable[ProcInfo], interval: int, slow: int, fast: int) -> None:
+        rows = list(procs)
+        pcts = [p.cpu for p in rows]
+        with self.lock:
+            for p in rows:
+                key = proc_key(node.id, p)
+                b = busy_fraction(p.cpu, node, pcts)
+                st = self.stats.get(key)
+                if st is None:
+                    born_before = bool(p.started) and p.started < self.since
+                    first = 1.0 if p.mode == "cpujob" else (b if born_before else 0.0)
+                    st = self.stats[key] = Stat(value=first, now=b, last=t, nmigs=p.nmigs)
+                    if p.mode == "nodecay":
+                        st.value = b
+                    continue
+                dt = t - st.last
+                if dt <= 0:
+                    continue
+                f = decay_factor(p.mode, slow, fast)
+                if f is None:
+                    st.value = (st.value * st.seen + b * dt) / (st.seen + dt) if st.seen + dt > 0 else b
+                else:
+                    st.value = decay(st.value, b, dt, f, interval)
+                st.now, st.seen, st.last = b, st.seen + dt, t
+                if p.nmigs > st.nmigs:
+                    self.moved[key] = t
+                st.nmigs = p.nmigs
+
+    def get(self, key: str) -> Stat | None:
+        with self.lock:
+            st = self.stats.get(key)
+            return None if st is None else replace(st)
+
+    def forget_older(self, t: float) -> None:
+        with self.lock:
+            for k in [k for k, s in self.stats.items() if s.last < t]:
+                del self.stats[k]
+
+
+def proc_key(node_id: int, p: ProcInfo) -> str:
+    return f"job:{p.job}" if p.job else f"{node_id}:{p.pid}:{p.start}"
+
+
+# ---------------------------------------------------------------- the plan (pure)
+
+
+def _move_seconds(rss: int, policy: Policy, history: History) -> float:
+    bps = history.bps or min(policy.link_bps, policy.dump_bps)  # streamed: dump and link overlap
+    overhead = policy.overhead if history.overhead is None else history.overhead
+    return overhead + rss / max(bps, 1.0)
+
+
+def _rate(node: NodeInfo, demand: float) -> float:
+    """Standard CPUs one task gets on a node carrying `demand` tasks (itself included)."""
+    return min(node.per_task, node.capacity / max(demand, 1.0))
+
+
+def plan(snapshot: Snapshot, policy: Policy | None = None, history: History | None = None) -> Plan:
+    """The moves of one round and why; why every other process stays. Pure."""
+    policy = policy or Policy()
+    history = history or History()
+    now = snapshot.time
+    nodes = {n.id: n for n in snapshot.nodes}
+    notes: list[str] = []
+    taking_part: dict[int, NodeInfo] = {}
+    for n in snapshot.nodes:
+        if not n.up:
+            notes.append(f"node {n.id} is down" + (f" ({n.down_reason})" if n.down_reason else ""))
+        elif n.stopped:
+            notes.append(f"node {n.id} is stopped: it takes no part in the cluster")
+        elif n.quiet:
+            notes.append(f"node {n.id} is quiet: it takes no part in load balancing")
+        elif n.capacity <= 0:
+            notes.append(f"node {n.id} has no capacity")
+        else:
+            taking_part[n.id] = n
+            if not n.criu_ready:
+                notes.append(f"node {n.id}: CRIU not ready ({n.criu or 'not probed yet'}): no moves to or from it")
+            if n.stay:
+                notes.append(f"node {n.id} stays: no automatic migration away from it")
+            if n.lstay:
+                notes.append(f"node {n.id} lstay: its own processes stay")
+            if n.block:
+                notes.append(f"node {n.id} blocks guests")
+    demand = {i: 0.0 for i in taking_part}
+    for p in snapshot.procs:
+        if p.node in demand:
+            demand[p.node] += min(1.0, max(0.0, p.now))
+    loads = {i: demand[i] / node.capacity for i, node in taking_part.items()}
+    before = dict(loads)
+
+    skipped: dict[str, Skip] = {}
+    candidates: list[ProcView] = []
+
+    def leave(p: ProcView, why: str) -> None:
+        skipped[p.key] = Skip(p.key, p.node, p.pid, p.start, why, p.cmd, p.busy)
+
+    for p in snapshot.procs:
+        pn = nodes.get(p.node)
+        home = p.home or p.node
+        if pn is None or not pn.up:
+            leave(p, f"node {p.node} is down")
+        elif pn.stopped:
+            leave(p, f"node {p.node} is stopped: it takes no part in the cluster")
+        elif pn.quiet:
+            leave(p, f"node {p.node} is quiet: it takes no part in load balancing")
+        elif p.mode == "nomig":
+            leave(p, "nomig job: never migrated")
+        elif p.lock:
+            leave(p, "locked to its node (lock)")
+        elif p.mode == "iojob":
+            leave(p, "io job: it stays near its data")
+        elif p.cantmove:
+            leave(p, f"cannot move: {p.cantmove}")
+        elif pn.stay:
+            leave(p, f"node {p.node} is set to stay: no automatic migration away from it")
+        elif pn.lstay and home == p.node:
+            leave(p, f"node {p.node} is set to lstay: its own processes stay")
+        elif policy.jobs_only and not p.job:
+            leave(p, "not a job: only processes started with omctl run move automatically")
+        elif not pn.criu_ready:
+            leave(p, f"CRIU is not ready on node {p.node}: {pn.criu or 'not probed yet'}")
+        elif p.busy < policy.min_busy:
+            leave(p, f"not CPU-bound: decayed CPU use {p.busy:.0%} < {policy.min_busy:.0%}")
+        elif p.seen < policy.min_seen:
+            leave(p, f"observed for {p.seen:.1f} s only (< {policy.min_seen:g} s)")
+        elif p.key in history.last_move and now - history.last_move[p.key] < policy.hold:
+            leave(p, f"moved {now - history.last_move[p.key]:.0f} s ago: stays {policy.hold:g} s (no ping-pong)")
+        elif p.key in history.failed and now - history.failed[p.key][0] < policy.retry_after:
+            leave(p, f"its last automatic move failed {now - history.failed[p.key][0]:.0f} s ago: "
+                     f"{history.failed[p.key][1]}")
+        else:
+            candidates.append(p)
+
+    moves: list[Move] = []
+    why: dict[str, str] = {}
+    pending = list(candidates)
+    while pending and len(moves) < policy.max_moves:
+        # the busiest source first, its busiest process first
+        pending.sort(key=lambda q: (-loads[q.node], -q.busy, q.node, q.pid))
+        chosen: tuple[ProcView, Move] | None = None
+        for p in pending:
+            mv, reason = _best_target(p, taking_part, demand, loads, policy, history)
+            if mv is not None:
+                chosen = (p, mv)
+                break
+            why[p.key] = reason
+        if chosen is None:
+            break
+        p, mv = chosen
+        d = min(1.0, max(p.now, policy.min_busy))
+        demand[p.node] -= d
+        demand[mv.target] += d
+        loads[p.node] = demand[p.node] / taking_part[p.node].capacity
+        loads[mv.target] = demand[mv.target] / taking_part[mv.target].capacity
+        moves.append(mv)
+        pending.remove(p)
+        why.pop(p.key, None)
+    for p in pending:
+        leave(p, why.get(p.key) or f"round full: at most {policy.max_moves} moves per round")
+    order = [skipped[p.key] for p in snapshot.procs if p.key in skipped]
+    return Plan(now, tuple(moves), tuple(order), before, dict(loads), tuple(notes))
+
+
+def _best_target(p: ProcView, taking_part: Mapping[int, NodeInfo], demand: Mapping[int, float],
+                 loads: Mapping[int, float], policy: Policy, history: History) -> tuple[Move | None, str]:
+    src = taking_part[p.node]
+    home = p.home or p.node
+    d = min(1.0, max(p.now, policy.min_busy))
+    l_src = loads[p.node]
+    l_src_after = (demand[p.node] - d) / src.capacity
+    refused: list[str] = []
+    best: tuple[tuple[float, float, int], NodeInfo] | None = None
+    for t in taking_part.values():
+        if t.id == p.node:
+            continue
+        if t.block and t.id != home:
+            refused.append(f"node {t.id} blocks guests")
+            continue
+        if not t.criu_ready:
+            refused.append(f"node {t.id} has no CRIU ready")
+            continue
+        l_t_after = (demand[t.id] + d) / t.capacity
+        worst = max(l_src_after, l_t_after)
+        if worst > l_src - policy.margin:
+            continue
+        score = (worst, l_t_after, t.id)
+        if best is None or score < best[0]:
+            best = (score, t)
+    if best is None:
+        others = [f"node {i} {loads[i]:.2f}" for i in sorted(loads) if i != p.node]
+        text = (f"balanced: no node would carry it with less than {l_src - policy.margin:.2f} "
+                f"(node {p.node} {l_src:.2f}; " + (", ".join(others) or "no other node takes part") + ")")
+        if refused:
+            text += "; refused by " + ", ".join(refused)
+        return None, text
+    t = best[1]
+    rate_now = _rate(src, demand[p.node])
+    rate_after = _rate(t, demand[t.id] + d)
+    horizon = min(policy.horizon_max, max(policy.horizon_min, p.seen))
+    gain = (rate_after - rate_now) * horizon
+    seconds = _move_seconds(p.rss, policy, history)
+    cost = seconds * max(rate_now, rate_after)
+    if gain <= policy.cost_factor * cost:
+        return None, (f"not worth it: moving to node {t.id} gains {gain:.1f} s of CPU over {horizon:.0f} s, "
+                      f"the move costs {cost:.1f} s ({p.rss / 2**20:.0f} MiB, ~{seconds:.1f} s frozen) "
+                      f"x {policy.cost_factor:g}")
+    reason = (f"node {p.node} load {l_src:.2f} -> {l_src_after:.2f}, node {t.id} {loads[t.id]:.2f} -> "
+              f"{(demand[t.id] + d) / t.capacity:.2f}; gains {gain:.1f} s of CPU over {horizon:.0f} s "
+              f"for a cost of {cost:.1f} s ({p.rss / 2**20:.0f} MiB, ~{seconds:.1f} s frozen)")
+    return Move(p.key, p.node, p.pid, p.start, t.id, reason, p.cmd, round(gain, 3), round(cost, 3)), ""
+
+
+# ---------------------------------------------------------------- from the cluster's data
+
+
+def node_info(st: NodeState) -> NodeInfo:
+    if st.sample is None:
+        return NodeInfo(st.id, up=False, down_reason=st.reason or "no sample yet", criu="")
+    return sample_info(st.id, st.sample, st.up, st.reason)
+
+
+def sample_info(node_id: int, s: NodeSample, up: bool = True, reason: str = "") -> NodeInfo:
+    a = s.admin
+    return NodeInfo(node_id, up=up, speed=s.speed, cpus=s.cpus, stay=a.stay, lstay=a.lstay, block=a.block,
+                    quiet=a.quiet, stopped=a.stopped, criu=s.criu, down_reason=reason)
+
+
+def build_snapshot(states: Iterable[NodeState], stats: DecayStats, now: float) -> Snapshot:
+    """A planner's snapshot from cluster states (with their process tables) and the decayed stats."""
+    nodes: list[NodeInfo] = []
+    procs: list[ProcView] = []
+    for st in states:
+        ni = node_info(st)
+        nodes.append(ni)
+        for p in st.procs.values():
+            key = proc_key(st.id, p)
+            s = stats.get(key)
+            procs.append(ProcView(key, st.id, p.pid, p.start, p.cmd, p.job, p.mode, p.lock, p.cantmove,
+                                  p.home if p.home and p.home != st.id else 0, p.rss,
+                                  s.value if s else 0.0, s.now if s else 0.0, s.seen if s else 0.0, p.nmigs))
+    return Snapshot(now, tuple(nodes), tuple(procs))
+
+
+# ---------------------------------------------------------------- acting
+
+
+@dataclass
+class MoveOutcome:
+    move: Move
+    ok: bool
+    error: str = ""
+    new_pid: int | None = None
+    mid: str = ""
+    skipped: bool = False  # not attempted (a node went down during the round, or stop)
+
+
+@dataclass
+class Round:
+    plan: Plan
+    outcomes: list[MoveOutcome] = field(default_factory=list)
+
+
+class Balancer:
+    """Rounds of plan + act on a cluster (`Cluster` or `HubCluster`): `run_once()`, or `start()`
+    a thread that runs one every `interval` s until `stop()`."""
+
+    def __init__(self, cluster: Any, policy: Policy | None = None, *, interval: float = 5.0,
+                 dry_run: bool = False, clock: Callable[[], float] = time.time,
+                 on_round: Callable[[Round], None] | None = None,
+                 migrate_kw: dict[str, Any] | None = None) -> None:
+        self.cluster = cluster
+        self.policy = policy or Policy()
+        self.interval = interval
+        self.dry_run = dry_run
+        self.clock = clock
+        self.on_round = on_round
+        self.migrate_kw = migrate_kw or {}  # tests: hooks for the engine (direct clusters only)
+        self.history = History()
+        self.stats = DecayStats(since=clock())
+        self.rounds = 0
+        self.outcomes: list[MoveOutcome] = []  # every move attempted since start
+        self.last_round: Round | None = None
+        self._round_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unsub: Callable[[], None] | None = cluster.subscribe(self._on_event)
+
+    # -- statistics (the cluster's I/O thread: quick)
+    def _on_event(self, ev: Any) -> None:
+        if ev.kind != "sample" or ev.sample is None:
+            return
+        try:
+            a = ev.sample.admin
+            self.stats.observe(self.clock(), sample_info(ev.node_id, ev.sample),
+                               [p for _, p in self.cluster.processes(ev.node_id)],
+                               a.decay_interval, a.slow_decay, a.fast_decay)
+        except Exception:  # a listener must never break the cluster's loop
+            log.exception("balancer: statistics update failed")
+
+    def close(self) -> None:
+        self.stop()
+        if self._unsub is not None:
+            self._unsub()
+            self._unsub = None
+
+    # -- rounds
+    def snapshot(self) -> Snapshot:
+        now = self.clock()
+        for k, t in list(self.stats.moved.items()):
+            if t > self.history.last_move.get(k, 0.0):
+                self.history.last_move[k] = t
+        self.stats.forget_older(now - 120.0)
+        return build_snapshot(self.cluster.snapshot(), self.stats, now)
+
+    def plan(self) -> Plan:
+        return plan(self.snapshot(), self.policy, self._history_copy())
+
+    def _history_copy(self) -> History:
+        h = self.history
+        return History(dict(h.last_move), dict(h.failed), dict(h.moves), h.bps, h.overhead)
+
+    def run_once(self) -> Round:
+        """Plan one round and (unless dry_run) do its moves; returns the plan and the outcomes."""
+        with self._round_lock:
+            p = self.plan()
+            rnd = Round(p)
+            if not self.dry_run:
+                for mv in p.moves:
+                    rnd.outcomes.append(self._do(mv))
+                self._settle(rnd)
+            self.rounds += 1
+            self.last_round = rnd
+        if self.on_round is not None:
+            try:
+                self.on_round(rnd)
+            except Exception:
+                log.exception("balancer: on_round failed")
+        return rnd
+
+    def _do(self, mv: Move) -> MoveOutcome:
+        if self._stop.is_set():
+            return MoveOutcome(mv, False, "the balancer was stopped", skipped=True)
+        for n in (mv.node, mv.target):
+            st = self.cluster.node(n)
+            if not st.up:
+                out = MoveOutcome(mv, False, f"node {n} went down during the round", skipped=True)
+                self.outcomes.append(out)
+                return out
+        emit = getattr(self.cluster, "emit", None)
+        if callable(emit):
+            from omview.core.session import Event
+
+            emit(Event("balance", mv.node, message="move", data={
+                "pid": mv.pid, "start": mv.start, "src": mv.node, "dst": mv.target, "reason": mv.reason,
+                "key": mv.key, "time": self.clock()}))
+        try:
+            r = self.cluster.migrate(mv.node, mv.pid, mv.target, start=mv.start, automatic=True, **self.migrate_kw)
+        except Exception as exc:  # an engine bug or a hub that went away: the journal settles it
+            log.exception("balancer: migration of %s failed", mv.ref)
+            out = MoveOutcome(mv, False, str(exc))
+        else:
+            out = MoveOutcome(mv, bool(r.ok), str(r.error), r.new_pid, str(r.mid))
+            if r.ok:
+                self._measure(r)
+        now = self.clock()
+        if out.ok:
+            self.history.last_move[mv.key] = now
+            self.history.moves[mv.key] = self.history.moves.get(mv.key, 0) + 1
+            self.history.failed.pop(mv.key, None)
+        else:
+            self.history.failed[mv.key] = (now, out.error or "failed")
+        log.info("balancer: %s -> node %d: %s%s", mv.ref, mv.target, "done" if out.ok else "failed: ",
+                 "" if out.ok else out.error)
+        self.outcomes.append(out)
+        return out
+
+    def _measure(self, r: Any) -> None:
+        """Measured dump + transfer speed and the fixed part of a move, smoothed."""
+        t = float(r.timings.get("dump", 0.0)) + float(r.timings.get("transfer", 0.0))
+        b = int(r.bytes or 0)
+        if t <= 0 or b < (1 << 20):
+            return
+        bps = b / t
+        over = max(0.0, float(r.seconds or 0.0) - b / bps)
+        h = self.history
+        h.bps = bps if h.bps is None else 0.7 * h.bps + 0.3 * bps
+        h.overhead = over if h.overhead is None else 0.7 * h.overhead + 0.3 * over
+
+    def _settle(self, rnd: Round, timeout: float = 10.0) -> None:
+        """Wait until the moved processes show on their new nodes, so the next round sees them there."""
+        done = [o for o in rnd.outcomes if o.ok and o.new_pid]
+        if not done:
+            return
+
+        def arrived() -> bool:
+            return all(self.cluster.process(o.move.target, o.new_pid or 0) is not None for o in done)
+
+        self.cluster.wait_until(arrived, timeout)
+
+    # -- the thread
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Balancer:
+        if self.running:
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="omview-balancer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the move in progress (a migration is never cut short by this)."""
+        self._stop.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+        self._thread = None
+
+    def _loop(self) -> None:
+        # let the statistics see a sample or two first
+        if self._stop.wait(min(self.interval, max(self.policy.min_seen, 1.0))):
+            return
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("balancer: round failed")
+            if self._stop.wait(self.interval):
+                return
+
+
+def moves_per_process(outcomes: Iterable[MoveOutcome]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for o in outcomes:
+        if o.ok:
+            out[o.move.key] = out.get(o.move.key, 0) + 1
+    return out
+
+
+__all__ = ["Balancer", "DecayStats", "History", "Move", "NodeInfo", "Plan", "Policy", "ProcView", "Round", "Skip",
+           "Snapshot", "build_snapshot", "busy_fraction", "decay", "decay_factor", "plan"]

@@ -1,0 +1,283 @@
+"""The balancer's pure half: one plan test per openMosix knob, cost vs gain, hysteresis, decay math.
+
+Every test builds a snapshot from literals and reads the plan: which moves, and the reason given
+for each process left alone. No cluster, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from omview.core import balancer as bal
+from omview.core.model import NodeSample, ProcInfo
+
+NOW = 1000.0
+
+
+def node(i: int, **kw: Any) -> bal.NodeInfo:
+    kw.setdefault("criu", "ready: criu 4.1")
+    return bal.NodeInfo(i, **kw)
+
+
+def job(node_id: int, n: int, *, busy: float = 1.0, now: float | None = None, seen: float = 60.0,
+        **kw: Any) -> bal.ProcView:
+    kw.setdefault("job", f"{node_id}-{n}")
+    key = f"job:{kw['job']}" if kw["job"] else f"{node_id}:{100 + n}:1"
+    return bal.ProcView(key, node_id, 100 + n, 1, cmd=f"awk {n}", busy=busy, now=busy if now is None else now,
+                        seen=seen, rss=kw.pop("rss", 1 << 20), **kw)
+
+
+def busy_on(node_id: int, count: int, **kw: Any) -> list[bal.ProcView]:
+    return [job(node_id, k, **kw) for k in range(count)]
+
+
+def snap(nodes: list[bal.NodeInfo], procs: list[bal.ProcView]) -> bal.Snapshot:
+    return bal.Snapshot(NOW, tuple(nodes), tuple(procs))
+
+
+def three(**flags: dict[str, Any]) -> list[bal.NodeInfo]:
+    """Nodes 1-3, equal; flags per node as n1={...}."""
+    return [node(i, **flags.get(f"n{i}", {})) for i in (1, 2, 3)]
+
+
+def targets(p: bal.Plan) -> list[int]:
+    return sorted(m.target for m in p.moves)
+
+
+# ---------------------------------------------------------------- the base case
+
+
+def test_four_jobs_on_one_node_spread_over_three() -> None:
+    p = bal.plan(snap(three(), busy_on(1, 4)))
+    assert targets(p) == [2, 3]  # 2 / 1 / 1: moving another would not lower the maximum
+    assert all(m.node == 1 and "gains" in m.reason for m in p.moves)
+    assert p.loads == {1: 4.0, 2: 0.0, 3: 0.0} and p.after == {1: 2.0, 2: 1.0, 3: 1.0}
+    left = [s for s in p.skipped]
+    assert len(left) == 2 and all(s.reason.startswith("balanced") for s in left)
+    text = p.text()
+    assert "moves (2):" in text and "left alone (2):" in text and "node 1 4.00 -> 2.00" in text
+
+
+def test_faster_nodes_get_more() -> None:
+    nodes = [node(1), node(2, speed=5000), node(3, speed=20000), node(4, cpus=2, speed=20000)]
+    p = bal.plan(snap(nodes, busy_on(1, 9)))
+    got = {i: sum(1 for m in p.moves if m.target == i) for i in (2, 3, 4)}
+    assert got[4] > got[3] >= got[2] >= 0 and got[3] >= 1, p.text()
+    assert max(p.after.values()) <= 2.0 + 1e-9
+
+
+def test_a_balanced_cluster_moves_nothing() -> None:
+    p = bal.plan(snap(three(), busy_on(1, 1) + [job(2, 1, job="x2")] + [job(3, 1, job="x3")]))
+    assert not p.moves and len(p.skipped) == 3
+
+
+# ---------------------------------------------------------------- one test per knob
+
+
+def test_stay_keeps_processes_from_leaving_the_node() -> None:
+    p = bal.plan(snap(three(n1={"stay": True}), busy_on(1, 4)))
+    assert not p.moves
+    assert all("set to stay" in s.reason for s in p.skipped)
+    # stay is about leaving: the node still takes guests
+    p = bal.plan(snap(three(n1={"stay": True}), busy_on(2, 4)))
+    assert 1 in targets(p)
+
+
+def test_lstay_keeps_the_nodes_own_processes_but_not_guests() -> None:
+    own = busy_on(1, 3)
+    guest = job(1, 9, home=3, job="3-9")
+    p = bal.plan(snap(three(n1={"lstay": True}), [*own, guest]))
+    assert [m.key for m in p.moves] == ["job:3-9"]
+    assert all("lstay" in p.skip_for(q.key).reason for q in own)  # type: ignore[union-attr]
+
+
+def test_block_accepts_no_guests_but_lets_a_process_come_home() -> None:
+    p = bal.plan(snap(three(n2={"block": True}), busy_on(1, 4)))
+    assert targets(p) == [3, 3]  # 2 / 0 / 2
+    assert any("node 2 blocks guests" in s.reason for s in p.skipped)
+    home2 = job(1, 5, home=2, job="2-5")
+    p = bal.plan(snap(three(n2={"block": True}), [*busy_on(1, 3), home2]))
+    assert p.move_for("job:2-5") is not None and p.move_for("job:2-5").target == 2  # type: ignore[union-attr]
+
+
+def test_quiet_node_takes_no_part() -> None:
+    p = bal.plan(snap(three(n2={"quiet": True}), busy_on(1, 4)))
+    assert targets(p) == [3, 3] and 2 not in p.loads
+    assert any("node 2 is quiet" in n for n in p.notes)
+    p = bal.plan(snap(three(n1={"quiet": True}), busy_on(1, 4)))
+    assert not p.moves and all("quiet" in s.reason for s in p.skipped)
+
+
+def test_stopped_node_takes_no_part() -> None:
+    p = bal.plan(snap(three(n3={"stopped": True}), busy_on(1, 4)))
+    assert targets(p) == [2, 2] and 3 not in p.loads
+    p = bal.plan(snap(three(n1={"stopped": True}), busy_on(1, 4)))
+    assert not p.moves and all("stopped" in s.reason for s in p.skipped)
+
+
+def test_down_node_is_never_a_target() -> None:
+    p = bal.plan(snap(three(n2={"up": False, "down_reason": "link lost"}), busy_on(1, 4)))
+    assert targets(p) == [3, 3] and any("node 2 is down (link lost)" in n for n in p.notes)
+
+
+def test_locked_process_stays() -> None:
+    procs = [job(1, 0, lock=True), *busy_on(1, 4)[1:]]
+    p = bal.plan(snap(three(), procs))
+    assert p.move_for(procs[0].key) is None
+    assert p.skip_for(procs[0].key).reason == "locked to its node (lock)"  # type: ignore[union-attr]
+    assert len(p.moves) == 2
+
+
+def test_nomig_job_stays() -> None:
+    procs = busy_on(1, 4, mode="nomig")
+    p = bal.plan(snap(three(), procs))
+    assert not p.moves and all(s.reason == "nomig job: never migrated" for s in p.skipped)
+
+
+def test_iojob_stays_near_its_data() -> None:
+    procs = busy_on(1, 4, mode="iojob")
+    p = bal.plan(snap(three(), procs))
+    assert not p.moves and all("io job" in s.reason for s in p.skipped)
+    p = bal.plan(snap(three(), busy_on(1, 4, mode="cpujob")))
+    assert len(p.moves) == 2
+
+
+def test_never_a_node_whose_criu_is_not_ready() -> None:
+    p = bal.plan(snap(three(n3={"criu": "unavailable: criu not found"}), busy_on(1, 4)))
+    assert targets(p) == [2, 2]  # only node 2 may take them: 2 / 2
+    assert any("node 3 has no CRIU ready" in s.reason for s in p.skipped)
+    assert any("CRIU not ready" in n for n in p.notes)
+    p = bal.plan(snap(three(n1={"criu": ""}), busy_on(1, 4)))  # nor away from one
+    assert not p.moves and all("CRIU is not ready on node 1" in s.reason for s in p.skipped)
+
+
+def test_cost_against_gain() -> None:
+    # a job seen for 20 s is expected to run 20 s more: moving it to an idle node gains 10 s of CPU
+    # (from half a CPU to a whole one); 2 GiB at 50 MB/s is ~44 s frozen: not worth it
+    big = [job(1, k, rss=2 << 30, seen=20.0) for k in range(2)]
+    p = bal.plan(snap([node(1), node(2)], big))
+    assert not p.moves and all(s.reason.startswith("not worth it") for s in p.skipped), p.text()
+    # the same job with a small memory moves
+    small = [job(1, k, rss=4 << 20, seen=20.0) for k in range(2)]
+    assert len(bal.plan(snap([node(1), node(2)], small)).moves) == 1
+    # a measured fast link makes the big one worth it
+    h = bal.History(bps=2e9, overhead=0.2)
+    assert len(bal.plan(snap([node(1), node(2)], big), history=h).moves) == 1
+
+
+def test_recent_move_hysteresis() -> None:
+    procs = busy_on(1, 2)
+    h = bal.History(last_move={procs[0].key: NOW - 5, procs[1].key: NOW - 5})
+    p = bal.plan(snap([node(1), node(2)], procs), bal.Policy(hold=30.0), h)
+    assert not p.moves and all("moved 5 s ago" in s.reason for s in p.skipped)
+    h = bal.History(last_move={procs[0].key: NOW - 31, procs[1].key: NOW - 31})
+    assert len(bal.plan(snap([node(1), node(2)], procs), bal.Policy(hold=30.0), h).moves) == 1
+    h = bal.History(failed={procs[0].key: (NOW - 5, "boom"), procs[1].key: (NOW - 5, "boom")})
+    p = bal.plan(snap([node(1), node(2)], procs), history=h)
+    assert not p.moves and all("failed 5 s ago: boom" in s.reason for s in p.skipped)
+
+
+def test_no_ping_pong_between_equal_loads() -> None:
+    # 2 on one node and 1 on the other: moving one would just swap the loads
+    procs = [*busy_on(1, 2), job(2, 7, job="b7")]
+    p = bal.plan(snap([node(1), node(2)], procs))
+    assert not p.moves
+    # repeated planning over its own outcome converges and then stays put
+    procs = busy_on(1, 7)
+    nodes = [node(1), node(2, speed=5000), node(3, cpus=2)]
+    for _ in range(5):
+        p = bal.plan(snap(nodes, procs))
+        moved = {m.key: m.target for m in p.moves}
+        procs = [bal.ProcView(q.key, moved.get(q.key, q.node), q.pid, q.start, q.cmd, q.job, busy=1, now=1,
+                              seen=60, rss=q.rss) for q in procs]
+    assert not bal.plan(snap(nodes, procs)).moves
+
+
+def test_candidates_need_cpu_use_long_enough_and_jobs_only() -> None:
+    procs = [job(1, 0, busy=0.3), job(1, 1, seen=1.0), job(1, 2, job=""), *busy_on(1, 3)[:0]]
+    p = bal.plan(snap([node(1), node(2)], procs))
+    assert not p.moves
+    assert "not CPU-bound: decayed CPU use 30% < 50%" in p.skip_for(procs[0].key).reason  # type: ignore[union-attr]
+    assert "observed for 1.0 s only" in p.skip_for(procs[1].key).reason  # type: ignore[union-attr]
+    assert "not a job" in p.skip_for(procs[2].key).reason  # type: ignore[union-attr]
+    p = bal.plan(snap([node(1), node(2)], [procs[2], job(1, 3, job="")]), bal.Policy(jobs_only=False))
+    assert len(p.moves) == 1
+
+
+def test_max_moves_per_round() -> None:
+    p = bal.plan(snap([node(i) for i in range(1, 6)], busy_on(1, 8)), bal.Policy(max_moves=2))
+    assert len(p.moves) == 2 and sum("round full" in s.reason for s in p.skipped) >= 1
+
+
+def test_plan_is_pure_and_serialisable() -> None:
+    s = snap(three(), busy_on(1, 4))
+    h = bal.History()
+    a, b = bal.plan(s, history=h), bal.plan(s, history=h)
+    assert a == b and h == bal.History()
+    import json
+
+    d = json.loads(json.dumps(a.to_dict()))
+    assert len(d["moves"]) == 2 and d["after"]["1"] == 2.0
+
+
+# ---------------------------------------------------------------- decay math
+
+
+def test_decay_factors_and_steps() -> None:
+    assert bal.decay_factor("") == 0.975 and bal.decay_factor("slowdecay") == 0.975
+    assert bal.decay_factor("fastdecay") == 0.926 and bal.decay_factor("cpujob", 900, 800) == 0.9
+    assert bal.decay_factor("nodecay") is None
+    # one interval: u <- f u + (1 - f) b
+    assert bal.decay(0.0, 1.0, 1.0, 0.975) == pytest.approx(0.025)
+    # n intervals of a busy process from 0: 1 - f^n, whatever the sample spacing
+    u = 0.0
+    for _ in range(20):
+        u = bal.decay(u, 1.0, 0.5, 0.926)
+    assert u == pytest.approx(1 - 0.926**10)
+    # a longer decay interval slows it down
+    assert bal.decay(0.0, 1.0, 1.0, 0.926, interval=4) == pytest.approx(1 - 0.926**0.25)
+    # time to become a candidate (50 %) at default settings: slow 28 intervals, fast 10
+    assert math.ceil(math.log(0.5) / math.log(0.975)) == 28 and math.ceil(math.log(0.5) / math.log(0.926)) == 10
+
+
+def test_busy_fraction_is_relative_to_what_a_task_can_get() -> None:
+    half = bal.NodeInfo(2, speed=5000)  # half a CPU (a cgroup quota)
+    assert bal.busy_fraction(49.0, half, [49.0, 0.5]) == 1.0  # saturated: it gets all there is
+    assert bal.busy_fraction(20.0, half, [20.0]) == pytest.approx(0.4)
+    one = bal.NodeInfo(1)
+    # four CPU-bound tasks sharing one CPU: each gets 25 % and is fully busy
+    assert bal.busy_fraction(25.0, one, [25.0] * 4) == 1.0
+    assert bal.busy_fraction(2.0, one, [30.0] * 3 + [2.0]) == pytest.approx(2 / 30)
+    # an idle node: a 10 % process is 10 % busy
+    assert bal.busy_fraction(10.0, bal.NodeInfo(3, cpus=4), [10.0]) == pytest.approx(0.1)
+
+
+def _p(pid: int, cpu: float, mode: str = "", started: float = 2000.0, nmigs: int = 0) -> ProcInfo:
+    return ProcInfo(pid=pid, start=pid, cpu=cpu, job=f"j{pid}", mode=mode, started=started, nmigs=nmigs)
+
+
+def test_decay_stats_per_mode() -> None:
+    st = bal.DecayStats(since=1000.0)
+    n = bal.sample_info(1, NodeSample(cpus=1, speed=10000))
+    rows = [_p(1, 100.0), _p(2, 100.0, "fastdecay"), _p(3, 100.0, "nodecay"), _p(4, 100.0, "cpujob"),
+            _p(5, 100.0, started=10.0)]
+    for k in range(11):
+        st.observe(1000.0 + k, n, rows, 1, 975, 926)
+    got = {p.pid: st.get(bal.proc_key(1, p)) for p in rows}
+    assert got[1].value == pytest.approx(1 - 0.975**10)  # type: ignore[union-attr]
+    assert got[2].value == pytest.approx(1 - 0.926**10)  # type: ignore[union-attr]
+    assert got[3].value == pytest.approx(1.0)  # type: ignore[union-attr]  # the plain mean
+    assert got[4].value == pytest.approx(1.0)  # type: ignore[union-attr]  # declared CPU-bound
+    assert got[5].value == pytest.approx(1.0)  # type: ignore[union-attr]  # ran before we looked
+    assert got[1].seen == pytest.approx(10.0)  # type: ignore[union-attr]
+    # the node's decay settings count: slow 500 per 1000 learns in a few intervals
+    st2 = bal.DecayStats(since=1000.0)
+    for k in range(4):
+        st2.observe(1000.0 + k, n, [_p(1, 100.0)], 1, 500, 926)
+    assert st2.get("job:j1").value == pytest.approx(1 - 0.5**3)  # type: ignore[union-attr]
+    # a move (nmigs went up) is noticed for the hysteresis, whoever made it
+    st2.observe(1005.0, n, [_p(1, 100.0, nmigs=1)], 1, 500, 926)
+    assert st2.moved == {"job:j1": 1005.0}
