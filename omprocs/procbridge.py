@@ -22,8 +22,8 @@ DEFAULT_MIN_INTERVAL_MS = 200
 
 
 class ProcBridge(QObject):
-    #: node id, list of (pid, start) keys, full — emitted once per node per flush
-    procsChanged = Signal(int, list, bool)
+    #: {node id: ([(pid, start), …], full)} — every node with news, once per flush
+    procsChanged = Signal(object)
     nodesChanged = Signal(list)  # node ids whose sample changed (load, speed…)
     linkChanged = Signal(int, bool, str)
     agentEvent = Signal(int, str, dict)
@@ -95,10 +95,11 @@ class ProcBridge(QObject):
             self._kicked = False
         self._last_flush = time.monotonic()
         self.batches += 1
-        for node in sorted(full):
-            self.procsChanged.emit(node, [], True)
-        for node, ks in sorted(keys.items()):
-            self.procsChanged.emit(node, list(ks), False)
+        batch: dict[int, tuple[list[tuple[int, int]], bool]] = {node: ([], True) for node in full}
+        for node, ks in keys.items():
+            batch[node] = (list(ks), False)
+        if batch:
+            self.procsChanged.emit(batch)
         if nodes:
             self.nodesChanged.emit(sorted(nodes))
         self.flushed.emit()

@@ -242,8 +242,8 @@ class ProcBoxWindow(QMainWindow):
         v.addAction(self.act_remote)
 
     # ------------------------------------------------------------ updates
-    def _procs_changed(self, node: int, keys: list, full: bool) -> None:
-        self.model.apply(node, keys, full)
+    def _procs_changed(self, batch: dict) -> None:
+        self.model.apply_batch(batch)
 
     def _nodes_changed(self, ids: list[int]) -> None:
         for w in self.migrators.values():

@@ -208,7 +208,13 @@ def test_filter_on_20000_rows(qapp: QApplication) -> None:
     def expect(fn: Callable[[int, ProcInfo], bool]) -> int:
         return sum(1 for n, p in allp if fn(n, p))
 
+    calls: list[int] = []
+    orig = proxy.accepts
+    proxy.accepts = lambda r: (calls.append(1), orig(r))[1]  # type: ignore[method-assign]
+    proxy.sort(COL_COMMAND, Qt.SortOrder.AscendingOrder)
+    assert not proxy.python_filter and not calls  # no criterion: Qt filters alone, no call per row
     proxy.set_filter(text="w123")
+    assert proxy.python_filter and len(calls) == 20000
     assert proxy.rowCount() == expect(lambda n, p: "w123" in p.cmd.lower() or "w123" in p.user) > 0
     proxy.set_filter(text="", user="bob")
     assert proxy.rowCount() == expect(lambda n, p: p.user == "bob") > 0
