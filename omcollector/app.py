@@ -35,7 +35,7 @@ usage: omcollector -d | -k | -n [LABEL] | -r | --foreground   [options]
   --foreground    run in the foreground (for systemd; logs to stderr)
   --status        say whether a collector runs, and what it writes
 options: --history DIR  --interval S  --cluster FILE  --metrics ADDR:PORT  --rotate-every HOURS
-         --install-service  --uninstall-service  (omcollector --help for all)
+         --balance  --install-service  --uninstall-service  (omcollector --help for all)
 """
 
 
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between process cpu/rss points (10)")
     p.add_argument("--log", metavar="FILE", help="log file for -d (default: omcollector.log in the history dir)")
     p.add_argument("--pidfile", metavar="FILE", help="PID file and lock (default: /run or $XDG_RUNTIME_DIR)")
+    p.add_argument("--balance", action="store_true",
+                   help="run the automatic load balancer in the service and record its moves")
+    p.add_argument("--balance-interval", type=float, default=5.0, metavar="S", help="seconds between rounds (5)")
     p.add_argument("--unit-dir", metavar="DIR", help=argparse.SUPPRESS)  # tests: install the unit elsewhere
     return p
 
@@ -121,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _act(history, pidfile, args.checkpoint, args.rotate)
 
     opts = Options(history=history, interval=args.interval, rotate_every=args.rotate_every * 3600.0,
-                   snapshot_every=args.snapshot_every, metrics=metrics)
+                   snapshot_every=args.snapshot_every, metrics=metrics, balance=args.balance,
+                   balance_interval=args.balance_interval)
     return _start(opts, args, pidfile, daemon=args.daemon)
 
 
@@ -137,6 +141,8 @@ def _install(args: argparse.Namespace) -> int:
         passed += ["--interval", f"{args.interval:g}"]
     if args.rotate_every != 12.0:
         passed += ["--rotate-every", f"{args.rotate_every:g}"]
+    if args.balance:
+        passed += ["--balance", "--balance-interval", f"{args.balance_interval:g}"]
     try:
         path, hint = service.install(passed, Path(args.unit_dir) if args.unit_dir else None)
     except OSError as exc:
@@ -183,6 +189,10 @@ def _status(history: Path, pidfile: Path) -> int:
     state = f"FAILING: {st['failing']} ({st['backlog']} ticks buffered)" if st["failing"] else "writing"
     print(f"collector PID {st['pid']}: {st['nodes_up']}/{st['nodes']} nodes up, {state}, "
           f"{st['samples_written']} samples written to {st['database']}")
+    bal = st.get("balancer") or {}
+    if bal.get("running"):
+        print(f"load balancer: a round every {bal['interval']:g} s, {bal['rounds']} rounds, {bal['moves']} moves, "
+              f"{bal['failed']} failed")
     return 0
 
 

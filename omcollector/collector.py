@@ -26,7 +26,7 @@ from omcollector import control
 from omcollector.metrics import MetricsServer, render
 from omview.core.cluster import Cluster
 from omview.core.config import ClusterConfig
-from omview.core.history import HistoryError, HistoryWriter, MigrationRecord
+from omview.core.history import HistoryError, HistoryWriter, MigrationRecord, balancer_reason
 from omview.core.session import Event
 
 log = logging.getLogger("omcollector")
@@ -39,6 +39,8 @@ class Options:
     rotate_every: float = 12 * 3600.0
     snapshot_every: float = 10.0  # process cpu/rss points
     metrics: tuple[str, int] | None = None
+    balance: bool = False  # run the load balancer (omview.core.balancer) in the service
+    balance_interval: float = 5.0
 
 
 def migration_from_event(ev: Event, now: float) -> MigrationRecord | None:
@@ -104,6 +106,9 @@ class Collector:
         self._mig_counts: dict[str, int] = collections.Counter()
         self._next_snapshot = 0.0
         self._ctl: socket.socket | None = None
+        self.balancer: Any = None  # omview.core.balancer.Balancer while it runs (--balance)
+        #: (src, pid, start) -> the balancer's reason, until the engine's final event for that move
+        self._balance_reasons: dict[tuple[int, int, int], str] = {}
 
     # ------------------------------------------------------------ life
     def open(self) -> None:
@@ -118,10 +123,13 @@ class Collector:
             log.info("metrics on http://%s:%d/metrics", *self.metrics.address)
         self.cluster = self.cluster_factory(self.config)  # started: the first sample or two may pass unseen
         self.cluster.subscribe(self._on_event)
+        if self.options.balance:
+            self.set_balancing(True)
         log.info("collecting %d nodes from %s every %.3g s into %s", len(self.config.nodes),
                  self.config.source or "the default cluster", self.interval, self.writer.path)
 
     def close(self) -> None:
+        self.set_balancing(False)
         if self.cluster is not None:
             self.cluster.stop()
         if self.metrics is not None:
@@ -154,7 +162,7 @@ class Collector:
 
     # ------------------------------------------------------------ events (I/O thread)
     def _on_event(self, ev: Event) -> None:
-        if ev.kind in ("sample", "migration") or (ev.kind == "agent" and ev.message == "migration"):
+        if ev.kind in ("sample", "migration", "balance") or (ev.kind == "agent" and ev.message == "migration"):
             self._events.append((time.time(), ev))
         # up/down/error/other agent events: the tick reads node state; unknown kinds are ignored
 
@@ -223,11 +231,52 @@ class Collector:
                 w.sample(ev.node_id, t, ev.sample)
                 sampled.add(ev.node_id)
                 continue
+            if ev.kind == "balance":
+                self._note_balance(ev)
+                continue
             rec = migration_from_event(ev, t)
             if rec is not None:
+                self._tag_balanced(rec)
                 w.migration(rec)
                 self._mig_counts[rec.result or "unknown"] += 1
         return sampled
+
+    # ------------------------------------------------------------ the load balancer (--balance)
+    def set_balancing(self, on: bool) -> bool:
+        """Start or stop the balancer on the collector's cluster; returns whether it runs."""
+        if on and self.balancer is None and self.cluster is not None:
+            from omview.core.balancer import Balancer
+
+            self.balancer = Balancer(self.cluster, interval=self.options.balance_interval).start()
+            log.info("load balancer started (a round every %.3g s)", self.options.balance_interval)
+        elif not on and self.balancer is not None:
+            self.balancer.close()
+            self.balancer = None
+            log.info("load balancer stopped")
+        return self.balancer is not None
+
+    def _note_balance(self, ev: Event) -> None:
+        d = ev.data
+        try:
+            key = (int(d["src"]), int(d["pid"]), int(d["start"]))
+        except (KeyError, TypeError, ValueError):
+            return
+        if len(self._balance_reasons) > 1000:
+            self._balance_reasons.clear()
+        self._balance_reasons[key] = str(d.get("reason", ""))
+
+    def _tag_balanced(self, rec: MigrationRecord) -> None:
+        """The engine's record of a move the balancer asked for gets the balancer's reason."""
+        reason = self._balance_reasons.pop((rec.src, rec.pid, rec.start), None)
+        if reason is not None:
+            rec.reason = balancer_reason(reason, rec.reason if rec.result != "done" else "")
+
+    def balance_status(self) -> dict[str, Any]:
+        b = self.balancer
+        if b is None:
+            return {"running": False}
+        return {"running": b.running, "rounds": b.rounds, "interval": b.interval,
+                "moves": sum(1 for o in b.outcomes if o.ok), "failed": sum(1 for o in b.outcomes if not o.ok)}
 
     # ------------------------------------------------------------ actions
     def checkpoint(self, label: str) -> float:
@@ -265,6 +314,7 @@ class Collector:
             "failing": w.failing,
             "created": w.created,
             "metrics": list(self.metrics.address) if self.metrics else None,
+            "balancer": self.balance_status(),
         }
 
     def metrics_text(self) -> str:
@@ -295,6 +345,10 @@ class Collector:
                     reply = {"ok": True, "t": t, "written": not failing, "failing": failing}
                 elif op == "rotate":
                     reply = {"ok": True, "backup": str(self.rotate())}
+                elif op == "balance":  # {"op": "balance", "on": true|false} or no "on": just ask
+                    if "on" in msg:
+                        self.set_balancing(bool(msg["on"]))
+                    reply = {"ok": True, **self.balance_status()}
                 elif op == "stop":
                     log.info("stopping on request")
                     self._stop.set()

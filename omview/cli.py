@@ -430,6 +430,52 @@ def cmd_lock(cluster: Cluster, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_balance(args: argparse.Namespace, config: ClusterConfig) -> int:
+    """omctl balance: rounds of the automatic load balancer (omview.core.balancer)."""
+    import signal
+    import threading
+    import time
+
+    from omview.core.balancer import Balancer, Policy, Round
+
+    if args.interval <= 0 or args.warmup < 0:
+        raise UsageError("--interval must be > 0 and --warmup >= 0 seconds")
+    cluster = _connect_direct(config, args.timeout)
+    stop = threading.Event()
+    failed = [0]
+
+    def show(rnd: Round) -> None:
+        if args.json:
+            print(json.dumps({"plan": rnd.plan.to_dict(), "outcomes": [
+                {"ref": o.move.ref, "target": o.move.target, "ok": o.ok, "error": o.error, "new_pid": o.new_pid,
+                 "skipped": o.skipped, "mid": o.mid} for o in rnd.outcomes]}), flush=True)
+            return
+        if args.dry_run or args.once or rnd.plan.moves:
+            print(time.strftime("%H:%M:%S ") + (
+                "plan (dry run, nothing moved):" if args.dry_run else "plan:"), flush=True)
+            print(rnd.plan.text(all_procs=not args.brief), flush=True)
+        for o in rnd.outcomes:
+            what = f"-> {o.move.target}:{o.new_pid}" if o.ok else ("skipped" if o.skipped else "failed")
+            print(f"{o.move.ref} {what}" + ("" if o.ok else f": {o.error}"), flush=True)
+            failed[0] += 0 if o.ok else 1
+
+    b = Balancer(cluster, Policy(), interval=args.interval, dry_run=args.dry_run, on_round=show)
+    try:
+        if args.daemon:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+        if stop.wait(args.warmup):  # let the decayed statistics see a few samples
+            return EXIT_OK
+        while True:
+            b.run_once()
+            if not args.daemon or stop.wait(args.interval):
+                break
+    finally:
+        b.close()
+        cluster.stop()
+    return EXIT_OK if not failed[0] else EXIT_FAIL
+
+
 JOB_COMMANDS = ("run", "migrate", "expel", "bring", "lock", "unlock")
 
 
@@ -525,6 +571,17 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=f"{name} the job ID:PID to its node (openMosix /proc/PID/lock)")
         s.add_argument("ref", metavar="ID:PID")
 
+    s = sub.add_parser("balance", help="automatic load balancing: plan and move CPU-bound jobs (openMosix)")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("--once", action="store_true", help="one round, then exit (default)")
+    how.add_argument("--daemon", action="store_true", help="a round every --interval s until interrupted")
+    s.add_argument("--dry-run", action="store_true", help="print the plan with every reason, move nothing")
+    s.add_argument("--interval", type=float, default=5.0, metavar="S", help="seconds between rounds (5)")
+    s.add_argument("--warmup", type=float, default=4.0, metavar="S",
+                   help="seconds of samples before the first round (4)")
+    s.add_argument("--brief", action="store_true", help="leave idle processes out of the printed plan")
+    s.add_argument("--json", action="store_true", help="one JSON document per round")
+
     s = sub.add_parser("testbed", help="the namespace test cluster on this machine (root)")
     s.add_argument("action", choices=["up", "down", "status"])
     s.add_argument("count", nargs="?", type=int)
@@ -576,6 +633,8 @@ def _dispatch(args: argparse.Namespace, config: ClusterConfig) -> int:
     cmd = args.command
     if cmd in JOB_COMMANDS:
         return _dispatch_jobs(args, config)
+    if cmd == "balance":
+        return cmd_balance(args, config)
     node_arg: int | None = getattr(args, "node", None) if cmd != "ps" else args.node
     target = getattr(args, "target", None)
     if target is not None and (":" in target or cmd != "stop"):

@@ -261,6 +261,21 @@ class MigrationRecord:
     frozen: float | None = None
     reason: str = ""
 
+    @property
+    def automatic(self) -> bool:
+        """Made by the load balancer (its reason starts with BALANCER_PREFIX)."""
+        return self.reason.startswith(BALANCER_PREFIX)
+
+
+#: A migration the load balancer made (omview.core.balancer) is recorded with its plan's reason after
+#: this prefix, and a failure's error after "; failed: ". No schema change: the reason column holds it.
+BALANCER_PREFIX = "balancer: "
+
+
+def balancer_reason(plan_reason: str, error: str = "") -> str:
+    """The `reason` of a MigrationRecord for a move the balancer made."""
+    return BALANCER_PREFIX + plan_reason + (f"; failed: {error}" if error else "")
+
 
 @dataclass
 class ProcRecord:

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 import omview
+from omview.core.balancer import Balancer
 from omview.core.cluster import Cluster
 from omview.core.config import ClusterConfig, ConfigError, load_cluster
 from omview.gui import theme
@@ -121,6 +122,7 @@ class MainWindow(QMainWindow):
         self.model: NodeTableModel | None = None
         self.dialogs: dict[int, NodeDialog] = {}
         self.exec_dialog: ExecDialog | None = None
+        self.balancer: Balancer | None = None  # while the toolbar toggle is on
         self.last_update = 0.0
         self.setWindowTitle("omview")
         self.setMinimumSize(760, 360)
@@ -214,6 +216,13 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         SP = QStyle.StandardPixmap
+        self.act_balance = self._act(
+            "&Balancer",
+            "Automatic load balancing: move CPU-bound jobs to where they run best (openMosix), in this window",
+            icon=SP.SP_BrowserReload,
+        )
+        self.act_balance.setCheckable(True)
+        self.act_balance.toggled.connect(self.set_balancing)
         self.act_open = self._act(
             "&Open cluster…",
             "Open a cluster settings file (.toml) or an openMosix map",
@@ -338,6 +347,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_procs)
         m.addAction(self.act_migmon)
         m.addAction(self.act_exec)
+        m.addAction(self.act_balance)
         m = self._menu("&Help")
         m.addAction(self.act_docs)
         m.addAction(self.act_about)
@@ -353,6 +363,7 @@ class MainWindow(QMainWindow):
             self.act_procs,
             self.act_migmon,
             self.act_analyzer,
+            self.act_balance,
         ):
             tb.addAction(a)
         tb.toggleViewAction().setToolTip("Show or hide the toolbar")
@@ -362,6 +373,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ cluster
     def set_cluster(self, cluster: Cluster, cluster_file: str | None) -> None:
         old, old_bridge = self.cluster, self.bridge
+        self.act_balance.setChecked(False)  # a balancer belongs to one cluster
         for dlg in list(self.dialogs.values()):
             dlg.close()
         self.dialogs.clear()
@@ -607,8 +619,22 @@ class MainWindow(QMainWindow):
             ago = f" · updated {time.monotonic() - self.last_update:.0f} s ago"
         self.summary.setText(f"{a.up}/{a.total} up · mean load {load} · {a.cpus} CPUs{ago}")
 
+    def set_balancing(self, on: bool) -> None:
+        """The toolbar toggle: an in-process Balancer on this window's cluster (stopping waits for the
+        move in progress, off the GUI thread)."""
+        if on and self.balancer is None and self.cluster is not None:
+            self.balancer = Balancer(self.cluster, interval=5.0).start()
+        elif not on and self.balancer is not None:
+            b, self.balancer = self.balancer, None
+            threading.Thread(target=b.close, name="omview-balancer-stop", daemon=True).start()
+        running = self.balancer is not None
+        if self.act_balance.isChecked() != running:
+            self.act_balance.setChecked(running)
+        self.act_balance.setText("&Balancer: on" if running else "&Balancer")
+
     def closeEvent(self, event: QCloseEvent) -> None:
         settings().setValue("geometry", self.saveGeometry())
+        self.act_balance.setChecked(False)
         for dlg in list(self.dialogs.values()):
             dlg.close()
         if self.bridge is not None:
