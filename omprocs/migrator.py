@@ -211,7 +211,7 @@ class MigratorWindow(QDialog):
     """Manages one process. `key` follows the process across migrations."""
 
     migrated = Signal(tuple, tuple)  # old key, new key
-    _progress = Signal(dict)
+    _progress = Signal(object)  # a migration.Progress, from the engine's thread
 
     def __init__(
         self,

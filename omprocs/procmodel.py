@@ -647,12 +647,12 @@ class ProcFilterProxy(QSortFilterProxyModel):
         if only_mine is not None:
             self.only_mine = only_mine
         self._active = bool(self.text or self.user or self.node or self.only_migrated or self.only_mine)
-        self.beginFilterChange()
+        filter_changing(self)
         if self._active:
             self.filterAcceptsRow = self._accepts_row  # type: ignore[method-assign]
         elif "filterAcceptsRow" in self.__dict__:
             del self.filterAcceptsRow
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        filter_changed(self)
         self.filterChanged.emit()
 
     @property
@@ -683,6 +683,22 @@ class ProcFilterProxy(QSortFilterProxyModel):
 
     def key_at(self, row: int) -> ProcKey:
         return self._rows[self.mapToSource(self.index(row, 0)).row()].key
+
+
+def filter_changing(proxy: QSortFilterProxyModel) -> None:
+    """Qt >= 6.9 wants to hear before the filter's inputs change; older Qt has no such call."""
+    begin = getattr(proxy, "beginFilterChange", None)
+    if begin is not None:
+        begin()
+
+
+def filter_changed(proxy: QSortFilterProxyModel) -> None:
+    """Re-filter the rows (endFilterChange on Qt >= 6.10, invalidateRowsFilter before)."""
+    direction = getattr(QSortFilterProxyModel, "Direction", None)
+    if direction is not None and hasattr(proxy, "endFilterChange"):
+        proxy.endFilterChange(direction.Rows)
+    else:
+        proxy.invalidateRowsFilter()
 
 
 def _whoami() -> str:

@@ -34,6 +34,8 @@ from omprocs.procmodel import (
     ProcKey,
     ProcTableModel,
     cell,
+    filter_changed,
+    filter_changing,
 )
 from omprocs.procview import WIDTHS
 
@@ -319,8 +321,8 @@ class TreeFilterProxy(QSortFilterProxyModel):
         self.table_proxy = table_proxy
         self.setDynamicSortFilter(False)
         self.setRecursiveFilteringEnabled(True)
-        table_proxy.filterAboutToChange.connect(self.beginFilterChange)
-        table_proxy.filterChanged.connect(lambda: self.endFilterChange(QSortFilterProxyModel.Direction.Rows))
+        table_proxy.filterAboutToChange.connect(lambda: filter_changing(self))
+        table_proxy.filterChanged.connect(lambda: filter_changed(self))
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         tp = self.table_proxy

@@ -575,6 +575,55 @@ def test_migrator_window_live_status_and_nodes(qtbot, box: ProcBoxWindow, sim3) 
     m2.close()
 
 
+def test_migrator_shows_phases_cancels_and_shows_refusals(qtbot, box: ProcBoxWindow, sim3, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The window's side of a migration, with the engine's calls answered by a stand-in (the real
+    engine runs in the testbed tests): phases and bytes shown, Cancel reaches the engine, a
+    refusal shows the preflight's reason, buttons are off while it runs."""
+    import threading
+
+    from omview.core.migration import MigrationResult, Progress
+
+    _farm, cluster = sim3
+    calls: list[tuple[Any, ...]] = []
+    refuse = {"on": False}
+
+    def engine(node, pid, target, *, start=None, progress=None, cancel=None, **kw):  # type: ignore[no-untyped-def]
+        calls.append((node, pid, target, start, cancel is not None))
+        r = MigrationResult("m1", node, 3 if target == "best" else int(target) if target != "home" else 1, pid,
+                            start or 0)
+        if refuse["on"]:
+            r.refused, r.error = True, "process is locked (openMosix lock)"
+            return r
+        progress(Progress("m1", "preflight", node, r.target, pid))
+        progress(Progress("m1", "dump", node, r.target, pid, bytes=64 << 20, total=256 << 20))
+        assert cancel is not None
+        cancel.wait(30)
+        r.cancelled, r.error, r.phase = True, "cancelled", "dump"
+        return r
+
+    monkeypatch.setattr(cluster, "migrate", engine, raising=False)
+    row = next(r for r in box.model.rows() if not r.migrated and r.node == 2)
+    m = box.open_migrator(row.key)
+    assert m is not None
+    m.migrate_to(3)
+    assert m.busy and not m.btn_home.isEnabled() and not m.btn_kill.isEnabled()
+    qtbot.waitUntil(lambda: m.phase.text().startswith("dump"), timeout=5000)
+    assert m.bar.maximum() == 1000 and m.bar.value() == 250 and "64.0 MiB of 256 MiB" in m.bar.format()
+    assert m.btn_cancel.isEnabled()
+    m.btn_cancel.click()
+    qtbot.waitUntil(lambda: not m.busy, timeout=10000)
+    assert calls[-1] == (2, row.p.pid, 3, row.p.start, True)  # (node, pid, start) went to the engine
+    assert m.last_result.cancelled and "cancelled; it keeps running on node 2" in m.last_message
+    assert m.key == row.key and m.btn_home.isEnabled()
+    refuse["on"] = True
+    m.btn_best.click()
+    qtbot.waitUntil(lambda: not m.busy, timeout=10000)
+    assert "refused: process is locked (openMosix lock)" in m.last_message
+    assert calls[-1][2] == "best"
+    m.close()
+    assert threading.active_count() > 0
+
+
 def test_remote_procs_window_lists_guests(qtbot, box: ProcBoxWindow) -> None:  # type: ignore[no-untyped-def]
     r = box.open_remote()
     r.node_box.setCurrentIndex(r.node_box.findData(2))
