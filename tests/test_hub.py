@@ -583,8 +583,11 @@ def test_testbed_three_apps_one_agent_per_node_and_kill_9(
     testbed: Testbed, hubs: Hubs, testbed_apps: list[subprocess.Popen[str]]
 ) -> None:
     config = load_cluster(str(testbed.cluster_file))
-    # wait for agents of earlier tests' clusters to be gone: we count ours
-    assert wait_for(lambda: all(not v for v in agent_pids(testbed).values()), 20), agent_pids(testbed)
+    # agents of anything else still connected (an earlier test's cluster) are not ours: count the new ones
+    others = {n: set(v) for n, v in agent_pids(testbed).items()}
+
+    def ours() -> dict[int, set[int]]:
+        return {n: set(v) - others[n] for n, v in agent_pids(testbed).items()}
     firsts = [json.loads(start_app(testbed, testbed_apps, name).stdout.readline())  # type: ignore[union-attr]
               for name in ("omview", "omprocs", "ommigmon")]
     hub_pids = {f["hub"] for f in firsts}
@@ -598,8 +601,8 @@ def test_testbed_three_apps_one_agent_per_node_and_kill_9(
     try:
         assert me.hub_pid == hub_pid
         # exactly one agent per node, however many apps: counted on the nodes
-        assert wait_for(lambda: all(len(v) == 1 for v in agent_pids(testbed).values()), 15), agent_pids(testbed)
-        before = agent_pids(testbed)
+        assert wait_for(lambda: all(len(v) == 1 for v in ours().values()), 15), (ours(), others)
+        before = ours()
         assert len(me.hub_info()["clients"]) == 4
         # kill -9 the hub: every app reattaches by itself, no lamp turns red, tables whole again
         t0 = time.monotonic()
@@ -614,8 +617,8 @@ def test_testbed_three_apps_one_agent_per_node_and_kill_9(
             r = report(a)
             assert all(r["up"]) and r["procs"] > 0, r
         # the old hub's agents saw their channel close and left; the new hub's are the only ones
-        assert wait_for(lambda: all(len(v) == 1 for v in agent_pids(testbed).values())
-                        and agent_pids(testbed) != before, 20), (before, agent_pids(testbed))
+        assert wait_for(lambda: all(len(v) == 1 for v in ours().values())
+                        and all(ours()[n] != before[n] for n in before), 20), (before, ours())
         # whole: what the apps see is what a direct connection sees (but for each one's own sessions)
         with Cluster(config) as direct:
             assert direct.wait_until(lambda: all(n.up for n in direct.nodes()), 30)

@@ -16,7 +16,6 @@ the old hub may have done them. Requests made while the link is down wait for it
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 import json
@@ -504,7 +503,8 @@ class HubCluster:
     def _apply_sample(self, st: NodeState, msg: dict[str, Any]) -> Event:
         delta = msg.get("delta")
         if delta is not None and st.sample is not None:
-            sample = copy.copy(st.sample)  # samples are replaced, never mutated: change the copy
+            sample = NodeSample.__new__(NodeSample)  # samples are replaced, never mutated: a copy
+            sample.__dict__.update(st.sample.__dict__)  # (copy.copy's reduce protocol is 3x slower)
             admin = delta.get("admin")
             if isinstance(admin, dict):  # always sent; mostly unchanged: keep the object then
                 same = admin == vars(st.sample.admin)
