@@ -79,6 +79,8 @@ def main() -> int:
         print(f"history: {n_nodes} nodes, {(hi - lo) / 3600:.1f} h, {size / 1e6:.0f} MB")
         for name, fn in (("HistoryReader.samples_many", lambda: r.samples_many(ids, hi - 12 * 3600, hi,
                                                                                   max_points=args.width)),
+                         ("HistoryReader.samples_many(summaries=True)", lambda: r.samples_many(
+                             ids, hi - 12 * 3600, hi, max_points=args.width, summaries=True)),
                          ("omanalyzer.overview (the analyzer's path)", lambda: overview(r, ids, hi - 12 * 3600, hi,
                                                                                         args.width))):
             walls, cpus = [], []
@@ -166,8 +168,8 @@ def main() -> int:
         plot.apply_now()
         vp.repaint()
         requery.append((time.perf_counter() - t) * 1000)
-    print(f"   re-read after the view rests (incl. {120} ms debounce): "
-          + ", ".join(f"{s / 3600:g} h {ms:.0f} ms" for s, ms in zip((1, 6, 12), requery, strict=True)))
+    print("   re-read after the view rests (incl. 120 ms debounce): "
+          + ", ".join(f"{h} h {ms:.0f} ms" for h, ms in zip((1, 6, 12), requery, strict=True)))
     stall = measure_stall(app, w)
     print(f"   longest GUI-thread stall while 20 re-reads ran in the worker: {stall:.0f} ms")
     w.shutdown()

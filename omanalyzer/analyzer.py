@@ -215,12 +215,12 @@ class AnalyzerWindow(HistoryWindowBase):
         self.load_plot.wantData.connect(lambda a, b, n: self._want(0, a, b, n))
         self.mem_plot.wantData.connect(lambda a, b, n: self._want(1, a, b, n))
         self.tabs.currentChanged.connect(lambda *_: self.current_plot()._debounce.start())
-        for p in (self.load_plot, self.mem_plot):
-            p.vb.sigXRangeChanged.connect(lambda *_: self._header_timer.start())
-            p.hovered.connect(lambda text: self.statusBar().showMessage(text, 4000))
         # the header follows the view at most 10 times a second: a label change relayouts the window
         self._header_timer = QTimer(self, singleShot=True, interval=100)
         self._header_timer.timeout.connect(self._update_header)
+        for p in (self.load_plot, self.mem_plot):
+            p.vb.sigXRangeChanged.connect(lambda *_: self._header_timer.start())
+            p.hovered.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.refresh_timer = QTimer(self, interval=REFRESH_MS)
         self.refresh_timer.timeout.connect(self.refresh)
         self._set_enabled(False)
@@ -354,7 +354,7 @@ class AnalyzerWindow(HistoryWindowBase):
     def idle(self) -> bool:
         """No read running or waiting and nothing left to draw (tests wait for this)."""
         return (not self._in_flight and self._queued is None and not self.load_plot._debounce.isActive()
-                and self.load_plot._pending is None and self.mem_plot._pending is None)
+                and not self.current_plot().drawing)
 
     def _update_figures(self) -> None:
         t0, t1 = self.current_plot().view_range()

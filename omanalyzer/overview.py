@@ -22,6 +22,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -104,7 +105,7 @@ def overview(reader: HistoryReader, nodes: Sequence[int], lo: float, hi: float,
         np.maximum.at(mx, kok, vv)
         mn[empty] = mx[empty] = mean[empty] = np.nan
         bands[name] = (mn.reshape(n_nodes, buckets), mx.reshape(n_nodes, buckets), mean.reshape(n_nodes, buckets))
-    tb = lo + width * np.arange(buckets)
+    tb = np.asarray(lo + width * np.arange(buckets), dtype=np.float64)
     upf = upf.reshape(n_nodes, buckets)
     nan = np.full(buckets, np.nan)
     none = Band(nan, nan, nan)
@@ -123,7 +124,7 @@ class _Unknown(Exception):
 
 
 def _read(reader: HistoryReader, nodes: Sequence[int],
-          lo: float, hi: float) -> tuple[npt.NDArray[np.float64], ...]:
+          lo: float, hi: float) -> tuple[npt.NDArray[Any], ...]:
     """t, node index, up, load, used, total of every sample of `nodes` in blocks and rows touching [lo, hi]."""
     index = {n: i for i, n in enumerate(nodes)}
     where = ",".join(str(int(n)) for n in nodes)
@@ -149,7 +150,7 @@ def _read(reader: HistoryReader, nodes: Sequence[int],
             g = groups[head] = ([], [])
         g[0].append(index[node])
         g[1].append(raw)
-    parts: list[tuple[npt.NDArray[np.float64], ...]] = []
+    parts: list[tuple[npt.NDArray[Any], ...]] = []
     for head, (idx, raws) in groups.items():
         n, k = struct.unpack_from("<IB", head)
         codes = head[5 : 5 + k]
@@ -171,6 +172,6 @@ def _read(reader: HistoryReader, nodes: Sequence[int],
                       a[:, 4], a[:, 5]))
     if not parts:
         e = np.empty(0)
-        return e, e.astype(np.int64), e, e, e, e  # type: ignore[return-value]
+        return e, e.astype(np.int64), e, e, e, e
     t, nidx, up, load, used, total = (np.concatenate([p[i] for p in parts]) for i in range(6))
-    return t, nidx.astype(np.int64), up, load, used, total  # type: ignore[return-value]
+    return t, nidx.astype(np.int64), up, load, used, total

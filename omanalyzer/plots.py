@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -31,6 +32,9 @@ BAND = 130.0
 CLIP = 118.0
 DEBOUNCE_MS = 120
 APPLY_MS = 15
+#: Nodes whose curves get setData in one turn of the event loop: 100 nodes are drawn in 4 turns,
+#: so the window keeps answering while a long history appears.
+APPLY_SLICE = 25
 #: Extra time fetched on each side of the view, as a fraction of its width: a pan shows data at once.
 MARGIN = 0.5
 #: Read this much beyond the history's span (see request()).
@@ -99,6 +103,8 @@ class BandPlot(pg.PlotWidget):
         self.series: dict[int, SampleSeries] = {}
         self._pending: dict[int, SampleSeries] | None = None
         self._pending_lines: Lines | None = None
+        self._lines: Lines = {}
+        self._queue: list[int] = []
         self.loaded: tuple[float, float, int] | None = None  # range and buckets of the data shown
         self.requests = 0
         self.applied = 0
@@ -148,6 +154,8 @@ class BandPlot(pg.PlotWidget):
     # ------------------------------------------------------------ structure
     def set_nodes(self, nodes: list[NodeRecord]) -> None:
         """One band per node, the first at the top."""
+        self._queue = []
+        self._lines = {}
         for nc in self.curves.values():
             self.plotItem.removeItem(nc.a)
             self.plotItem.removeItem(nc.b)
@@ -261,28 +269,46 @@ class BandPlot(pg.PlotWidget):
         self._pending = data
         self._pending_lines = lines
         self.loaded = (t0, t1, buckets)
-        if not self._apply_timer.isActive():
+        if self.isVisible() and not self._apply_timer.isActive():  # a hidden tab draws when shown
+            self._apply_timer.start()
+
+    def showEvent(self, ev: Any) -> None:  # noqa: N802
+        super().showEvent(ev)
+        if self.drawing and not self._apply_timer.isActive():
             self._apply_timer.start()
 
     def apply_now(self) -> None:
-        if self._pending is not None:
-            self._apply_timer.stop()
+        self._apply_timer.stop()
+        while self._pending is not None or self._queue:
             self._apply()
+
+    @property
+    def drawing(self) -> bool:
+        """Data waiting to be applied, or being applied slice by slice."""
+        return self._pending is not None or bool(self._queue)
 
     def _apply(self) -> None:
         data, self._pending = self._pending, None
-        lines, self._pending_lines = self._pending_lines, None
-        if data is None:
-            return
-        self.series = data
-        offsets = self.offsets()
-        if lines is None or set(lines) != set(offsets):
-            lines = prepare(self.kind, data, offsets)
-        for node, nc in self.curves.items():
-            ax, ay, bx, by = lines[node]
-            nc.a.setData(ax, ay)
-            nc.b.setData(bx, by)
-        self.applied += 1
+        if data is not None:  # newer data replaces what was still being applied
+            lines, self._pending_lines = self._pending_lines, None
+            self.series = data
+            offsets = self.offsets()
+            if lines is None or set(lines) != set(offsets):
+                lines = prepare(self.kind, data, offsets)
+            self._lines = lines
+            self._queue = list(self.curves)
+        for node in self._queue[:APPLY_SLICE]:
+            nc = self.curves.get(node)
+            if nc is not None and node in self._lines:
+                ax, ay, bx, by = self._lines[node]
+                nc.a.setData(ax, ay)
+                nc.b.setData(bx, by)
+        del self._queue[:APPLY_SLICE]
+        if self._queue:
+            self._apply_timer.start(0)
+        elif data is not None or self._lines:
+            self._lines = {}
+            self.applied += 1
 
     # ------------------------------------------------------------ reading values
     def node_at(self, y: float) -> int | None:

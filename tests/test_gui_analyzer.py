@@ -556,7 +556,7 @@ def test_refresh_follows_the_live_history(qtbot, light, tmp_path: Path) -> None:
     wr.close()
 
 
-def test_keyboard_navigation_and_tooltips(qtbot, light, syn: Synth) -> None:  # type: ignore[no-untyped-def]
+def test_keyboard_navigation_and_tooltips(qtbot, light, syn: Synth) -> None:
     from PySide6.QtWidgets import QToolBar
 
     w = open_analyzer(qtbot, syn.path)
