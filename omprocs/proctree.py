@@ -191,6 +191,7 @@ class ProcTreeModel(QAbstractItemModel):
             parent.children.append(iid)
             self.endInsertRows()
         last = COLUMN_COUNT - 1
+        spans: dict[int, list[int]] = {}  # parent id → [first row, last row] changed under it
         for key in changed:
             iid = self._by_key.get(tuple(key))
             if iid is None:
@@ -203,7 +204,15 @@ class ProcTreeModel(QAbstractItemModel):
             want_item = items[want] if want is not None and want != iid else self._group(node)
             if want_item.id != it.parent and not self._is_descendant(want_item.id, iid):
                 self._move(it, want_item)
-            self.dataChanged.emit(self.createIndex(it.row, 0, iid), self.createIndex(it.row, last, iid))
+            span = spans.get(it.parent)
+            if span is None:
+                spans[it.parent] = [it.row, it.row]
+            else:
+                span[0], span[1] = min(span[0], it.row), max(span[1], it.row)
+        # one signal per parent: the proxy walks the ancestors of every signal it gets
+        for parent_id, (a, b) in spans.items():
+            p = items[parent_id]
+            self.dataChanged.emit(self.createIndex(a, 0, p.children[a]), self.createIndex(b, last, p.children[b]))
 
     def _is_descendant(self, iid: int, ancestor: int) -> bool:
         items = self._items
@@ -314,28 +323,45 @@ class ProcTreeModel(QAbstractItemModel):
 
 
 class TreeFilterProxy(QSortFilterProxyModel):
-    """The table proxy's filter on the tree: a match keeps its ancestors (recursive filtering)."""
+    """The table proxy's filter on the tree: a match keeps its ancestors (recursive filtering).
+
+    Like the table's proxy, the Python filter is installed only while a criterion is set."""
 
     def __init__(self, table_proxy: ProcFilterProxy, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.table_proxy = table_proxy
+        self.tree: ProcTreeModel | None = None
         self.setDynamicSortFilter(False)
         self.setRecursiveFilteringEnabled(True)
         table_proxy.filterAboutToChange.connect(lambda: filter_changing(self))
-        table_proxy.filterChanged.connect(lambda: filter_changed(self))
+        table_proxy.filterChanged.connect(self._filter_changed)
 
-    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        tp = self.table_proxy
-        if not tp._active:
+    def setSourceModel(self, model: QAbstractItemModel) -> None:  # type: ignore[override]
+        super().setSourceModel(model)
+        self.tree = model if isinstance(model, ProcTreeModel) else None
+        if self.table_proxy._active:
+            self.filterAcceptsRow = self._accepts_row  # type: ignore[method-assign]
+
+    def _filter_changed(self) -> None:
+        if self.table_proxy._active:
+            self.filterAcceptsRow = self._accepts_row  # type: ignore[method-assign]
+        elif "filterAcceptsRow" in self.__dict__:
+            del self.filterAcceptsRow
+        filter_changed(self)
+
+    def _accepts_row(self, source_row: int, source_parent: Index) -> bool:
+        tree = self.tree
+        if tree is None:
             return True
-        model = self.sourceModel()
-        assert isinstance(model, ProcTreeModel)
-        idx = model.index(source_row, 0, source_parent)
-        key = model.key_of(idx)
+        items = tree._items
+        parent = items.get(source_parent.internalId() if source_parent.isValid() else 0)
+        if parent is None or not 0 <= source_row < len(parent.children):
+            return False
+        key = items[parent.children[source_row]].key
         if key is None:
             return False  # a node group: shown when one of its processes matches
-        r = model.table.get(key)
-        return r is not None and tp.accepts(r)
+        r = tree.table.get(key)
+        return r is not None and self.table_proxy.accepts(r)
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         src = self.sourceModel()
@@ -381,10 +407,17 @@ class ProcTreeView(QTreeView):
             if c != COL_PID:
                 self.setColumnWidth(c, w)
 
+    #: Above this many processes the node groups start collapsed: a QTreeView lays out every
+    #: expanded item after each insert or removal, and asks the model about each one.
+    EXPAND_LIMIT = 3000
+
     def expand_top(self) -> None:
-        if self.proxy is not None:
-            for r in range(self.proxy.rowCount()):
-                self.expand(self.proxy.index(r, 0))
+        if self.proxy is None or self.tree is None:
+            return
+        if len(self.tree.table.rows()) > self.EXPAND_LIMIT:
+            return
+        for r in range(self.proxy.rowCount()):
+            self.expand(self.proxy.index(r, 0))
 
     def _key(self, index: QModelIndex) -> ProcKey | None:
         if self.proxy is None or self.tree is None or not index.isValid():
