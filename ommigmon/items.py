@@ -88,9 +88,9 @@ def ring_capacity(ring: int, r0: float, step: float) -> int:
     return max(1, int(2 * math.pi * (r0 + ring * step) / step))
 
 
-def ring_slot(index: int, r0: float, step: float) -> tuple[float, float]:
+def ring_slot(index: int, r0: float, step: float, start: float = -math.pi / 2) -> tuple[float, float]:
     """Offset of slot `index` in rings growing outward: ring k has radius r0 + k·step and as many
-    slots as fit at `step` apart; slot 0 is at the top, then clockwise."""
+    slots as fit at `step` apart; slot 0 is at angle `start` (default: the top), then clockwise."""
     ring = 0
     while True:
         cap = ring_capacity(ring, r0, step)
@@ -100,7 +100,7 @@ def ring_slot(index: int, r0: float, step: float) -> tuple[float, float]:
         ring += 1
     r = r0 + ring * step
     # stagger alternate rings by half a slot so the rings read as a spiral, not spokes
-    a = -math.pi / 2 + 2 * math.pi * (index + (0.5 if ring % 2 else 0.0)) / cap
+    a = start + 2 * math.pi * (index + (0.5 if ring % 2 else 0.0)) / cap
     return r * math.cos(a), r * math.sin(a)
 
 
@@ -326,7 +326,7 @@ class ProcItem(QGraphicsItem):
         h = self.size / 2
         color = GUEST_COLOR if self.guest else HOME_COLOR
         if self.p.cpu < 5 and not self.migrating:
-            color = color.lighter(160) if self.guest else QColor("#3c3c3c")
+            color = QColor("#5fbf72") if self.guest else QColor("#3c3c3c")
         stopped = self.p.state in ("T", "t")
         rect = QRectF(-h, -h, 2 * h, 2 * h)
         if stopped:  # paused: hollow

@@ -40,7 +40,7 @@ from omview.core.model import NodeState, ProcInfo
 
 # main circle: rings from MAIN_R0 at MAIN_STEP; guest circles around the other penguins
 MAIN_R0, MAIN_STEP, MAIN_MAX_RINGS = 62.0, 14.0, 9
-GUEST_R0, GUEST_STEP, GUEST_MAX_RINGS = 50.0, 13.0, 3
+GUEST_R0, GUEST_STEP, GUEST_MAX_RINGS = 58.0, 13.0, 3
 NODE_SLOT = 150.0  # arc length per outer penguin (full guest circles of neighbours may touch)
 FRAME_MS = 16
 TRAVEL_S = 0.7  # a migrated square's trip from its old node to its new one
@@ -102,11 +102,12 @@ class Circle:
         self.slots = SlotMap(cap)
         self.overflow: set[ProcKey] = set()
         self.more = MoreLabel()
+        self.start = -math.pi / 2  # angle of slot 0: guests start on the side facing the middle
 
     def offset(self, index: int) -> tuple[float, float]:
         if self.main:
             return ring_slot(index, MAIN_R0, MAIN_STEP)
-        return ring_slot(index, GUEST_R0, GUEST_STEP)
+        return ring_slot(index, GUEST_R0, GUEST_STEP, self.start)
 
     def outer_radius(self) -> float:
         if self.main:
@@ -209,6 +210,8 @@ class MigScene(QGraphicsScene):
         self.set_zoom(self.zoom)
         for nid, c in self.circles.items():
             centre = centres.get(nid, QPointF())
+            if nid != self.main_id:  # slot 0 faces the main penguin, where most lines come from
+                c.start = math.atan2(-centre.y(), -centre.x())
             c.more.setPos(centre + QPointF(0, c.outer_radius() + 16))
         for item in self.items_by_key.values():
             self._place(item, animate=False)
@@ -479,7 +482,7 @@ class MigScene(QGraphicsScene):
         for item, tr in self.travels.items():
             f = min(1.0, (now - tr.t0) / tr.seconds)
             e = f * f * (3 - 2 * f)  # smoothstep: leaves and lands gently
-            item.setPos(tr.start + (tr.end - tr.start) * e)
+            item.setPos(tr.end if f >= 1.0 else tr.start + (tr.end - tr.start) * e)
             if item.line is not None:
                 item.line.setLine(QLineF(self.centre(item.home), item.pos()))
             if f >= 1.0:
@@ -524,6 +527,11 @@ class MigScene(QGraphicsScene):
         if pg is None or pg.node_id == item.node:
             self._travel(item, item.pos(), item.slot_pos, 0.3)
             return
+        # the square waits just outside the target penguin, on the side it came from
+        d = QLineF(pg.pos(), item.slot_pos)
+        if d.length() > 1:
+            d.setLength(GUEST_R0)
+            self._travel(item, item.pos(), d.p2(), 0.15)
         item.migrating = True
         item.progress = None
         self.spinning.add(item)
