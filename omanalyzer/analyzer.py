@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from omanalyzer.common import HistoryInfo, HistoryWindowBase
 from omanalyzer.data import HIGH_LOAD, Stats, compute_stats, export_csv, fmt_duration, fmt_pct, fmt_time
-from omanalyzer.overview import overview
+from omanalyzer.overview import plot_read
 from omanalyzer.plots import SPAN_PAD, BandPlot, Lines, prepare
 from omanalyzer.statswin import StatsWindow
 from omview.core.history import HistoryReader, NodeRecord, SampleSeries
@@ -325,7 +325,7 @@ class AnalyzerWindow(HistoryWindowBase):
         bands = [(p.kind, p.offsets()) for p in plots]
 
         def work(r: HistoryReader) -> tuple[dict[int, SampleSeries], list[Lines]]:
-            data = overview(r, ids, t0, t1, buckets)
+            data = plot_read(r, ids, t0, t1, buckets)
             return data, [prepare(kind, data, offsets) for kind, offsets in bands]  # off the GUI thread
 
         def done(result: tuple[dict[int, SampleSeries], list[Lines]]) -> None:

@@ -62,6 +62,19 @@ def supported() -> bool:
     return getattr(store, "_PACK_VERSION", None) in KNOWN_PACK_VERSIONS
 
 
+def plot_read(reader: HistoryReader, nodes: Sequence[int], lo: float, hi: float,
+              buckets: int) -> dict[int, SampleSeries]:
+    """What the overviews read: the store's 10-second summaries when a bucket is 10 s or wider (a tenth
+    of the data; bucket edges exact to 10 s), else every sample through `overview`."""
+    rollup = getattr(store, "ROLLUP_SECONDS", None)
+    if rollup and buckets > 0 and (hi - lo) / buckets >= rollup:
+        try:
+            return reader.samples_many(nodes, lo, hi, max_points=buckets, summaries=True)
+        except TypeError:  # a store without summaries
+            pass
+    return overview(reader, nodes, lo, hi, buckets)
+
+
 def overview(reader: HistoryReader, nodes: Sequence[int], lo: float, hi: float,
              buckets: int) -> dict[int, SampleSeries]:
     """Like reader.samples_many(nodes, lo, hi, max_points=buckets), for the overview columns."""
