@@ -11,6 +11,7 @@ progress dialog (cancel stops what has not started) and ends with one result lin
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -308,8 +309,8 @@ class BatchRunner(QObject):
             self.workers.submit(
                 batch.fn,
                 o.key,
-                on_done=lambda v, i=i: self._one(batch, model, dlg, i, True, v),
-                on_error=lambda e, i=i: self._one(batch, model, dlg, i, False, e),
+                on_done=functools.partial(self._one, batch, model, dlg, i, True),
+                on_error=functools.partial(self._one, batch, model, dlg, i, False),
             )
         if batch.cancelled:
             for j in range(batch.next, total):

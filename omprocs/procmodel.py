@@ -610,7 +610,7 @@ class ProcFilterProxy(QSortFilterProxyModel):
         self._active = False
         self._rows: list[ProcRow] = []
 
-    def setSourceModel(self, model: QAbstractItemModel) -> None:  # type: ignore[override]
+    def setSourceModel(self, model: QAbstractItemModel) -> None:
         super().setSourceModel(model)
         if isinstance(model, ProcTableModel):
             self._rows = model._rows

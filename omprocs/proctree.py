@@ -336,7 +336,7 @@ class TreeFilterProxy(QSortFilterProxyModel):
         table_proxy.filterAboutToChange.connect(lambda: filter_changing(self))
         table_proxy.filterChanged.connect(self._filter_changed)
 
-    def setSourceModel(self, model: QAbstractItemModel) -> None:  # type: ignore[override]
+    def setSourceModel(self, model: QAbstractItemModel) -> None:
         super().setSourceModel(model)
         self.tree = model if isinstance(model, ProcTreeModel) else None
         if self.table_proxy._active:

@@ -83,7 +83,19 @@ def row_at(index: Index) -> ProcRow | None:
 
 
 class _Colors:
+    """The palette's colours for one paint pass (looked up once, not per cell)."""
+
     __slots__ = ("key", "text", "htext", "highlight", "alternate", "grey", "green", "focus")
+
+    def __init__(self, pal: QPalette) -> None:
+        self.key = pal.cacheKey()
+        self.text = pal.color(_TEXT)
+        self.htext = pal.color(_HTEXT)
+        self.highlight = pal.highlight()
+        self.alternate = pal.alternateBase()
+        self.focus = pal.color(QPalette.ColorRole.Highlight).darker(140)
+        tc = theme.colors(pal)
+        self.grey, self.green = tc.connecting, tc.up
 
 
 class ProcDelegate(QStyledItemDelegate):
@@ -101,16 +113,7 @@ class ProcDelegate(QStyledItemDelegate):
         c = self._colors
         key = pal.cacheKey()
         if c is None or c.key != key:
-            c = _Colors()
-            c.key = key
-            c.text = pal.color(_TEXT)
-            c.htext = pal.color(_HTEXT)
-            c.highlight = pal.highlight()
-            c.alternate = pal.alternateBase()
-            c.focus = pal.color(QPalette.ColorRole.Highlight).darker(140)
-            tc = theme.colors(pal)
-            c.grey, c.green = tc.connecting, tc.up
-            self._colors = c
+            c = self._colors = _Colors(pal)
         return c
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
@@ -121,9 +124,9 @@ class ProcDelegate(QStyledItemDelegate):
         vrow = index.row()
         r = model.row(proxy.mapToSource(index).row())
         col = index.column()
-        rect: QRect = option.rect  # type: ignore[attr-defined]
-        c = self.colors(option.palette)  # type: ignore[attr-defined]
-        state = option.state  # type: ignore[attr-defined]
+        rect: QRect = option.rect
+        c = self.colors(option.palette)
+        state = option.state
         selected = bool(state & _SELECTED)
         if selected:
             painter.fillRect(rect, c.highlight)
@@ -211,11 +214,11 @@ class ProcTableView(QTableView):
         sm = self.selectionModel()
         if sm is None:
             return []
-        return [tuple(i.data(KEY_ROLE)) for i in sm.selectedRows(0)]  # type: ignore[misc]
+        return [tuple(i.data(KEY_ROLE)) for i in sm.selectedRows(0)]
 
     def current_key(self) -> ProcKey | None:
         i = self.currentIndex()
-        return tuple(i.siblingAtColumn(0).data(KEY_ROLE)) if i.isValid() else None  # type: ignore[return-value]
+        return tuple(i.siblingAtColumn(0).data(KEY_ROLE)) if i.isValid() else None
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():

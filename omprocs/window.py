@@ -8,6 +8,7 @@ reads are copies from the cluster, every request goes through omview.gui.workers
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -115,7 +116,9 @@ class ProcBoxWindow(QMainWindow):
         self.filter_user.setEditable(True)
         self.filter_user.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.filter_user.setToolTip("Show only processes of this user (type a name or pick one)")
-        self.filter_user.lineEdit().setPlaceholderText("all users")
+        edit = self.filter_user.lineEdit()
+        if edit is not None:
+            edit.setPlaceholderText("all users")
         self.filter_user.setMinimumWidth(120)
         self.filter_user.currentTextChanged.connect(lambda t: self.proxy.set_filter(user=t))
         self.filter_user.installEventFilter(self)
@@ -380,7 +383,7 @@ class ProcBoxWindow(QMainWindow):
             "Each process to the best node: lowest load per unit of speed × CPUs")
         m.addSeparator()
         for st in self.cluster.nodes():
-            a = m.addAction(f"Node {st.id} — {st.label}", lambda n=st.id: self.migrate(keys, n))
+            a = m.addAction(f"Node {st.id} — {st.label}", functools.partial(self.migrate, keys, st.id))
             a.setEnabled(st.up)
             a.setToolTip("" if st.up else f"down: {st.reason}")
         btn = getattr(self, "migrate_button", None)
