@@ -253,6 +253,8 @@ def test_busy_fraction_is_relative_to_what_a_task_can_get() -> None:
     assert bal.busy_fraction(2.0, one, [30.0] * 3 + [2.0]) == pytest.approx(2 / 30)
     # an idle node: a 10 % process is 10 % busy
     assert bal.busy_fraction(10.0, bal.NodeInfo(3, cpus=4), [10.0]) == pytest.approx(0.1)
+    # runnable (state R) is busy whatever CPU it got: the host may give the node's CPU to others
+    assert bal.busy_fraction(3.0, one, [3.0, 3.0], runnable=True) == 1.0
 
 
 def _p(pid: int, cpu: float, mode: str = "", started: float = 2000.0, nmigs: int = 0) -> ProcInfo:
@@ -273,6 +275,7 @@ def test_decay_stats_per_mode() -> None:
     assert got[4].value == pytest.approx(1.0)  # type: ignore[union-attr]  # declared CPU-bound
     assert got[5].value == pytest.approx(1.0)  # type: ignore[union-attr]  # ran before we looked
     assert got[1].seen == pytest.approx(10.0)  # type: ignore[union-attr]
+    assert got[5].seen == pytest.approx(1000.0)  # type: ignore[union-attr]  # its age counts as observed
     # the node's decay settings count: slow 500 per 1000 learns in a few intervals
     st2 = bal.DecayStats(since=1000.0)
     for k in range(4):
@@ -281,3 +284,40 @@ def test_decay_stats_per_mode() -> None:
     # a move (nmigs went up) is noticed for the hysteresis, whoever made it
     st2.observe(1005.0, n, [_p(1, 100.0, nmigs=1)], 1, 500, 926)
     assert st2.moved == {"job:j1": 1005.0}
+
+
+# ---------------------------------------------------------------- the collector records the balancer's moves
+
+
+def test_collector_records_moves_with_the_plans_reason(tmp_path: Any) -> None:
+    from omcollector.collector import Collector, Options
+    from omview.core.config import ClusterConfig, NodeConfig
+    from omview.core.history import BALANCER_PREFIX, HistoryReader, HistoryWriter, balancer_reason
+    from omview.core.session import Event
+
+    assert BALANCER_PREFIX == bal.REASON_PREFIX
+    col = Collector(Options(history=tmp_path), ClusterConfig(nodes=[NodeConfig(id=1, address="a"),
+                                                                    NodeConfig(id=2, address="b")]))
+    col.writer = HistoryWriter(tmp_path, interval=1.0)
+    try:
+        final = {"final": True, "time": 5.0, "pid": 11, "start": 99, "cmd": "awk", "src": 1, "dst": 2}
+        col._on_event(Event("balance", 1, message="move", data={"src": 1, "pid": 11, "start": 99, "dst": 2,
+                                                                 "reason": "node 1 load 4.00 -> 3.00"}))
+        col._on_event(Event("migration", 1, data={**final, "result": "done", "frozen": 0.3, "reason": ""}))
+        col._on_event(Event("balance", 1, message="move", data={"src": 1, "pid": 12, "start": 98, "dst": 2,
+                                                                 "reason": "r2"}))
+        col._on_event(Event("migration", 1, data={**final, "pid": 12, "start": 98, "result": "failed",
+                                                  "reason": "node 2 went down"}))
+        col._on_event(Event("migration", 1, data={**final, "pid": 13, "result": "done", "reason": ""}))  # by hand
+        col._drain(10.0)
+        col.writer.commit(10.0)
+        with HistoryReader(tmp_path) as r:
+            migs = {m.pid: m for m in r.migrations()}
+        assert migs[11].reason == "balancer: node 1 load 4.00 -> 3.00" and migs[11].automatic
+        assert migs[12].reason == balancer_reason("r2", "node 2 went down") == "balancer: r2; failed: node 2 went down"
+        assert migs[13].reason == "" and not migs[13].automatic
+        assert col.balance_status() == {"running": False}
+    finally:
+        col.writer.close()
+        col._wake_r.close()
+        col._wake_w.close()

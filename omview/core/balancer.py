@@ -32,6 +32,7 @@ Qt-free.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -106,7 +107,7 @@ class ProcView:
     home: int = 0  # 0: this node
     rss: int = 0
     busy: float = 0.0  # decayed busy fraction, 0..1
-    now: float = 0.0  # the last observed busy fraction: the demand it puts on its node now
+    now: float = 0.0  # the busy fraction of the last samples (smoothed over ~2): the demand it puts on its node now
     seen: float = 0.0  # seconds observed
     nmigs: int = 0
 
@@ -237,11 +238,17 @@ def decay(value: float, sample: float, dt: float, factor: float, interval: float
     return g * value + (1.0 - g) * sample
 
 
-def busy_fraction(cpu_pct: float, node: NodeInfo, node_cpu_pcts: Iterable[float]) -> float:
-    """A process's CPU use as a part of what one task can get on its node (0..1).
+def busy_fraction(cpu_pct: float, node: NodeInfo, node_cpu_pcts: Iterable[float], runnable: bool = False) -> float:
+    """How much a process wants a CPU now (0..1): 1 when it is runnable (state R: it waits for or
+    uses a CPU, which is what openMosix's run-queue load counts), else its CPU use as a part of what
+    one task can get on its node.
 
     On a node that is not saturated a task can get `per_task` (one CPU at the node's speed); on a
-    saturated one the busiest process's use is the share each runnable task gets."""
+    saturated one the busiest process's use is the share each runnable task gets. The state matters
+    where the CPU is taken by something the agent cannot see (another container on the same host):
+    there a CPU-bound task gets little CPU but is still always runnable."""
+    if runnable:
+        return 1.0
     pcts = list(node_cpu_pcts)
     share = node.per_task
     total = sum(pcts) / 100.0
@@ -276,12 +283,15 @@ class DecayStats:
         with self.lock:
             for p in rows:
                 key = proc_key(node.id, p)
-                b = busy_fraction(p.cpu, node, pcts)
+                # the agent is always running when it looks: its state says nothing
+                b = busy_fraction(p.cpu, node, pcts, p.state == "R" and "omview-agent" not in p.cmd)
                 st = self.stats.get(key)
                 if st is None:
                     born_before = bool(p.started) and p.started < self.since
                     first = 1.0 if p.mode == "cpujob" else (b if born_before else 0.0)
-                    st = self.stats[key] = Stat(value=first, now=b, last=t, nmigs=p.nmigs)
+                    # a process that ran before we looked is credited with its age as observation time
+                    seen = max(0.0, t - p.started) if born_before else 0.0
+                    st = self.stats[key] = Stat(value=first, now=b, seen=seen, last=t, nmigs=p.nmigs)
                     if p.mode == "nodecay":
                         st.value = b
                     continue
@@ -293,7 +303,8 @@ class DecayStats:
                     st.value = (st.value * st.seen + b * dt) / (st.seen + dt) if st.seen + dt > 0 else b
                 else:
                     st.value = decay(st.value, b, dt, f, interval)
-                st.now, st.seen, st.last = b, st.seen + dt, t
+                # the current demand, smoothed over about two samples so one blip does not count
+                st.now, st.seen, st.last = 0.5 * st.now + 0.5 * b, st.seen + dt, t
                 if p.nmigs > st.nmigs:
                     self.moved[key] = t
                 st.nmigs = p.nmigs
@@ -395,7 +406,7 @@ def plan(snapshot: Snapshot, policy: Policy | None = None, history: History | No
         elif p.busy < policy.min_busy:
             leave(p, f"not CPU-bound: decayed CPU use {p.busy:.0%} < {policy.min_busy:.0%}")
         elif p.seen < policy.min_seen:
-            leave(p, f"observed for {p.seen:.1f} s only (< {policy.min_seen:g} s)")
+            leave(p, f"observed for {math.floor(p.seen * 10) / 10:.1f} s only (< {policy.min_seen:g} s)")
         elif p.key in history.last_move and now - history.last_move[p.key] < policy.hold:
             leave(p, f"moved {now - history.last_move[p.key]:.0f} s ago: stays {policy.hold:g} s (no ping-pong)")
         elif p.key in history.failed and now - history.failed[p.key][0] < policy.retry_after:
