@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,43 +53,68 @@ COLUMNS = ("Node", "PID", "User", "CPU", "Memory", "Started", "Running for", "Co
 COL_NODE, COL_PID, COL_USER, COL_CPU, COL_MEM, COL_STARTED, COL_AGE, COL_CMD = range(len(COLUMNS))
 
 
-@dataclass
 class _Row:
-    rec: ProcRecord
-    text: tuple[str, ...]
-    sort: tuple[Any, ...]
-    search: str
+    """A process of the snapshot; display text is made when a cell is first painted, not per snapshot."""
+
+    __slots__ = ("rec", "sort", "started", "age", "_text", "_search")
+
+    def __init__(self, rec: ProcRecord, at: float) -> None:
+        self.rec = rec
+        started = rec.started or rec.appeared
+        self.started, self.age = started, max(0.0, at - started)
+        self.sort: tuple[Any, ...] = (rec.node, rec.pid, rec.user, -1.0 if rec.cpu is None else rec.cpu, rec.rss or 0, started,
+                     max(0.0, at - started), rec.cmd)
+        self._text: tuple[str, ...] | None = None
+        self._search: str | None = None
+
+    def text(self, names: dict[int, str]) -> tuple[str, ...]:
+        if self._text is None:
+            r = self.rec
+            self._text = (names.get(r.node, str(r.node)), str(r.pid), r.user,
+                          "" if r.cpu is None else f"{r.cpu:.1f} %", "" if r.rss is None else fmt_bytes(r.rss),
+                          time.strftime("%H:%M:%S", time.localtime(self.started)), fmt_duration(self.age), r.cmd)
+        return self._text
+
+    def search(self, names: dict[int, str]) -> str:
+        if self._search is None:
+            r = self.rec
+            self._search = f"{names.get(r.node, r.node)}\t{r.pid}\t{r.user}\t{r.cmd}".lower()
+        return self._search
 
 
 class ProcModel(QAbstractTableModel):
-    """The processes running at one moment; display strings are made once per snapshot."""
+    """The processes running at one moment. Sorted here, with Python's sort on precomputed keys:
+    the proxy's own sort would call data() twice per comparison."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[_Row] = []
         self.names: dict[int, str] = {}
         self.at = 0.0
+        self.sort_column = COL_CPU
+        self.sort_order = Qt.SortOrder.DescendingOrder
 
     def set_rows(self, recs: list[ProcRecord], at: float) -> None:
         self.beginResetModel()
         self.at = at
-        names = self.names
-        rows = []
-        for r in recs:
-            node = names.get(r.node, str(r.node))
-            cpu = "" if r.cpu is None else f"{r.cpu:.1f} %"
-            mem = "" if r.rss is None else fmt_bytes(r.rss)
-            started = r.started or r.appeared
-            age = max(0.0, at - started)
-            rows.append(_Row(
-                r,
-                (node, str(r.pid), r.user, cpu, mem, time.strftime("%H:%M:%S", time.localtime(started)),
-                 fmt_duration(age), r.cmd),
-                (r.node, r.pid, r.user, -1.0 if r.cpu is None else r.cpu, r.rss or 0, started, age, r.cmd),
-                f"{node}\t{r.pid}\t{r.user}\t{r.cmd}".lower(),
-            ))
-        self.rows = rows
+        self.rows = [_Row(r, at) for r in recs]
+        self._sort_rows()
         self.endResetModel()
+
+    def _sort_rows(self) -> None:
+        c = self.sort_column
+        if 0 <= c < len(COLUMNS):
+            self.rows.sort(key=lambda r: r.sort[c], reverse=self.sort_order == Qt.SortOrder.DescendingOrder)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self.layoutAboutToBeChanged.emit()
+        old = [r.rec for r in self.rows]
+        self.sort_column, self.sort_order = column, order
+        self._sort_rows()
+        where = {id(r.rec): i for i, r in enumerate(self.rows)}
+        for idx in self.persistentIndexList():
+            self.changePersistentIndex(idx, self.index(where[id(old[idx.row()])], idx.column()))
+        self.layoutChanged.emit()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
         return 0 if parent.isValid() else len(self.rows)
@@ -114,7 +138,7 @@ class ProcModel(QAbstractTableModel):
         row = self.rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return row.text[col]
+            return row.text(self.names)[col]
         if role == SORT_ROLE:
             return row.sort[col]
         if role == KEY_ROLE:
@@ -133,18 +157,23 @@ class ProcModel(QAbstractTableModel):
 
 
 class ProcProxy(QSortFilterProxyModel):
-    """Node filter and text filter (any of node, PID, user, command; case-insensitive)."""
+    """Node filter and text filter (any of node, PID, user, command; case-insensitive). Sorting is
+    passed to the model (see ProcModel): the proxy keeps the model's order."""
 
     def __init__(self) -> None:
         super().__init__()
         self.node: int | None = None
         self.text = ""
-        self.setSortRole(SORT_ROLE)
 
     def set_filters(self, node: int | None, text: str) -> None:
         self.beginFilterChange()
         self.node, self.text = node, text.strip().lower()
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        src = self.sourceModel()
+        if src is not None:
+            src.sort(column, order)
 
     def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802
         src = self.sourceModel()
@@ -152,7 +181,7 @@ class ProcProxy(QSortFilterProxyModel):
         r = src.rows[row]
         if self.node is not None and r.rec.node != self.node:
             return False
-        return not self.text or self.text in r.search
+        return not self.text or self.text in r.search(src.names)
 
 
 class HistoryWindow(HistoryWindowBase):

@@ -398,6 +398,17 @@ def test_time_slider_shows_the_processes_that_ran_then(qtbot, light, syn: Synth)
     w.node_box.setCurrentIndex(0)
     wait_rows(qtbot, w)
     assert shown(w) == expected_procs(syn, w.at)
+    # sorting (done by the model): by CPU, highest first, then by PID after a header click
+    cpus = [w.model.rows[w.proxy.mapToSource(w.proxy.index(r, 0)).row()].rec.cpu or 0.0
+            for r in range(w.proxy.rowCount())]
+    assert cpus == sorted(cpus, reverse=True)
+    w.table.horizontalHeader().setSortIndicator(COL_PID, Qt.SortOrder.AscendingOrder)
+    pids = [int(w.proxy.index(r, COL_PID).data()) for r in range(w.proxy.rowCount())]
+    assert pids == sorted(pids)
+    w.slider.setValue(w.slider.value() - 60)
+    wait_rows(qtbot, w)
+    pids = [int(w.proxy.index(r, COL_PID).data()) for r in range(w.proxy.rowCount())]
+    assert pids == sorted(pids), "a new snapshot keeps the order"
 
 
 def test_selecting_a_process_shows_its_life_and_a_migration_jumps_there(qtbot, light, syn: Synth) -> None:
