@@ -62,8 +62,8 @@ class _Row:
         self.rec = rec
         started = rec.started or rec.appeared
         self.started, self.age = started, max(0.0, at - started)
-        self.sort: tuple[Any, ...] = (rec.node, rec.pid, rec.user, -1.0 if rec.cpu is None else rec.cpu, rec.rss or 0, started,
-                     max(0.0, at - started), rec.cmd)
+        self.sort: tuple[Any, ...] = (rec.node, rec.pid, rec.user, -1.0 if rec.cpu is None else rec.cpu,
+                                      rec.rss or 0, started, self.age, rec.cmd)
         self._text: tuple[str, ...] | None = None
         self._search: str | None = None
 
