@@ -322,13 +322,16 @@ def _float_list(text: str | None, count: int, flag: str) -> list[float] | None:
     return values
 
 
-def _connect_direct(config: ClusterConfig, timeout: float) -> Cluster:
-    """Sessions in this process (migration needs their SSH connections for the images)."""
+def _connect_direct(config: ClusterConfig, timeout: float, criu: bool = True) -> Cluster:
+    """Sessions in this process (migration needs their SSH connections for the images).
+
+    criu: also wait for every node's migration readiness (choosing `best` needs it; a migration
+    to a named node does not: its preflight asks the two agents, which wait for their probe)."""
     cluster = Cluster(config).start()
     cluster.wait_ready(timeout)
-    # migration readiness arrives with the samples once each agent has probed its criu
-    cluster.wait_until(lambda: all(not n.up or (n.sample is not None and n.sample.criu) for n in cluster.nodes()),
-                       timeout)
+    if criu:
+        cluster.wait_until(
+            lambda: all(not n.up or (n.sample is not None and n.sample.criu) for n in cluster.nodes()), timeout)
     return cluster
 
 
@@ -489,7 +492,8 @@ def _dispatch_jobs(args: argparse.Namespace, config: ClusterConfig) -> int:
             parse_node_ref(args.ref)
         except ConfigError as exc:
             raise UsageError(exc.message) from None
-    cluster = _connect_direct(config, args.timeout)
+    needs_criu = getattr(args, "best", False) or getattr(args, "target", None) == "best"
+    cluster = _connect_direct(config, args.timeout, criu=needs_criu)
     try:
         return action(cluster, args)
     finally:
