@@ -392,6 +392,8 @@ class MigratorWindow(QDialog):
         k = self.key
         if node == k[0] and (k in changed or k in removed or k in inserted):
             self.refresh()
+        elif inserted and self.row is not None and self.row.p.job and self.model.get(k) is None:
+            self.refresh()  # our job may just have arrived on another node
 
     def nodes_changed(self, ids: list[int]) -> None:
         self.nodes.update_nodes(ids)
@@ -405,6 +407,14 @@ class MigratorWindow(QDialog):
                 self.key = (node, pid, p.start)
                 self.awaiting = False
         r = self.model.get(self.key)
+        if r is None and not self.busy and self.row is not None and self.row.p.job:
+            # moved by someone else (omctl, the balancer, another window): a job keeps its id
+            moved = self.model.find_job(self.row.p.job)
+            if moved is not None and moved.key != self.key:
+                old, self.key = self.key, moved.key
+                r = moved
+                self.migrated.emit(old, moved.key)
+                self.say(f"job {moved.p.job} moved: now {moved.key[0]}:{moved.key[1]}")
         if r is not None:
             self.row = r
         gone = r is None

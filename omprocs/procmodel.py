@@ -454,6 +454,12 @@ class ProcTableModel(QAbstractTableModel):
     def rows(self) -> list[ProcRow]:
         return self._rows
 
+    def find_job(self, job: str) -> ProcRow | None:
+        """The row of a suite job by its id (a job keeps its id when it migrates; its PID may not)."""
+        if not job:
+            return None
+        return next((r for r in self._rows if r.p.job == job), None)
+
     def node_down(self, node: int) -> str | None:
         return self._down.get(node)
 

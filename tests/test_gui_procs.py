@@ -624,6 +624,27 @@ def test_migrator_shows_phases_cancels_and_shows_refusals(qtbot, box: ProcBoxWin
     assert threading.active_count() > 0
 
 
+def test_migrator_follows_a_job_moved_elsewhere(qtbot, light) -> None:  # type: ignore[no-untyped-def]
+    c = SnapCluster({
+        1: {(10, 1): ProcInfo(pid=10, start=1, cmd="job", job="1-ab")},
+        2: {(11, 2): ProcInfo(pid=11, start=2, cmd="other")},
+    })
+    m = ProcTableModel(c)
+    from omview.gui.workers import Workers
+
+    w = MigratorWindow(c, m, Workers(), (1, 10, 1))
+    qtbot.addWidget(w)
+    assert not w.is_green
+    # the balancer moved it to node 2: gone from node 1, there under another PID, same job id
+    del c.tables[1][(10, 1)]
+    m.apply(1, [(10, 1)])  # node 1's sample comes first …
+    assert "ended" in w.title.text() and not w.btn_kill.isEnabled()
+    c.tables[2][(30, 9)] = ProcInfo(pid=30, start=9, cmd="job", job="1-ab", home=1, nmigs=1)
+    m.apply(2, [(30, 9)])  # … then node 2's
+    assert w.key == (2, 30, 9) and w.btn_kill.isEnabled()
+    assert w.is_green and w.fields["home"].text() == "node 1" and "moved" in w.last_message
+
+
 def test_remote_procs_window_lists_guests(qtbot, box: ProcBoxWindow) -> None:  # type: ignore[no-untyped-def]
     r = box.open_remote()
     r.node_box.setCurrentIndex(r.node_box.findData(2))
