@@ -219,7 +219,8 @@ class ResultsDialog(QDialog):
         self.setMinimumSize(560, 220)
         lay = QVBoxLayout(self)
         ok = sum(1 for o in model.outcomes if o.ok)
-        self.summary = QLabel(f"{ok} of {len(model.outcomes)} done")
+        bad = len(model.outcomes) - ok
+        self.summary = QLabel(f"{ok} of {len(model.outcomes)} done" + (f", {bad} failed or refused" if bad else ""))
         lay.addWidget(self.summary)
         self.view = QTableView()
         self.view.setModel(model)

@@ -209,8 +209,8 @@ def test_filter_on_20000_rows(qapp: QApplication) -> None:
         return sum(1 for n, p in allp if fn(n, p))
 
     calls: list[int] = []
-    orig = proxy.accepts
-    proxy.accepts = lambda r: (calls.append(1), orig(r))[1]  # type: ignore[method-assign]
+    orig = proxy._accepts_row
+    proxy._accepts_row = lambda row, parent: (calls.append(1), orig(row, parent))[1]  # type: ignore[method-assign]
     proxy.sort(COL_COMMAND, Qt.SortOrder.AscendingOrder)
     assert not proxy.python_filter and not calls  # no criterion: Qt filters alone, no call per row
     proxy.set_filter(text="w123")
@@ -233,7 +233,13 @@ def test_filter_on_20000_rows(qapp: QApplication) -> None:
     values = column_values(proxy, COL_COMMAND)
     assert values == sorted(values, reverse=True) and all("--n 1" in v for v in values)
     proxy.set_filter(text="", only_mine=False)
-    assert proxy.rowCount() == 20000
+    assert proxy.rowCount() == 20000 and not proxy.python_filter
+    # the inlined filter and `accepts` (the tree's) agree on every row, for every criterion
+    rows = proxy.source().rows()
+    for kw in ({"text": "w77"}, {"user": "carol"}, {"node": 9}, {"only_migrated": True}, {"only_mine": True}):
+        proxy.set_filter(text="", user="", node=0, only_migrated=False, only_mine=False)
+        proxy.set_filter(**kw)  # type: ignore[arg-type]
+        assert [orig(i, QModelIndex()) for i in range(len(rows))] == [proxy.accepts(r) for r in rows]
 
 
 def test_incremental_updates_insert_change_remove_without_reset(qapp: QApplication, qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -657,6 +663,56 @@ def test_remote_procs_window_lists_guests(qtbot, box: ProcBoxWindow) -> None:  #
     r.node_box.setCurrentIndex(r.node_box.findData(1))
     assert r.proxy.rowCount() == 0 and r.empty.isVisibleTo(r)
     r.close()
+
+
+def test_goto_home_for_several_guests_reports_each(qtbot, box: ProcBoxWindow, sim3, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Remote-procs window, several guests selected, "goto home node": one engine call per process,
+    in turn, a progress dialog, and a result line each (the engine answered by a stand-in)."""
+    from omview.core.migration import MigrationResult
+
+    _farm, cluster = sim3
+    calls: list[tuple[Any, ...]] = []
+
+    def engine(node, pid, target, *, start=None, progress=None, cancel=None, **kw):  # type: ignore[no-untyped-def]
+        calls.append((node, pid, target, start))
+        r = MigrationResult("m", node, 1, pid, start or 0)
+        if len(calls) == 2:
+            r.refused, r.error = True, "node 1 is blocked (mosctl block)"
+        else:
+            r.ok, r.new_pid, r.new_start, r.frozen = True, 4000 + len(calls), 7, 0.4
+        return r
+
+    monkeypatch.setattr(cluster, "migrate", engine, raising=False)
+    r = box.open_remote()
+    r.node_box.setCurrentIndex(r.node_box.findData(2))
+    r.view.selectAll()
+    keys = r.view.selected_keys()
+    assert len(keys) >= 2 and r.btn_home.isEnabled()
+    with qtbot.waitSignal(box.runner.finished, timeout=10000) as sig:
+        r.btn_home.click()
+    outcomes = sig.args[1]
+    assert [c[:3] for c in calls] == [(k[0], k[1], "home") for k in keys]
+    assert [c[3] for c in calls] == [k[2] for k in keys]  # the start time goes with every request
+    assert outcomes[0].ok and "migrated to node 1" in outcomes[0].text
+    assert outcomes[1].ok is False and "refused: node 1 is blocked" in outcomes[1].text
+    dlg = box.runner.last_dialog
+    assert dlg is not None and dlg.view.model().rowCount() == len(keys)
+    screenshot(dlg, "procs_results_migrate")
+    dlg.close()
+    r.close()
+
+
+def test_node_scope_shows_one_node(qtbot, light, sim3) -> None:  # type: ignore[no-untyped-def]
+    _farm, cluster = sim3
+    w = ProcBoxWindow(cluster, node=2)
+    qtbot.addWidget(w)
+    assert w.model.rowCount() > 0
+    assert {w.model.row(i).node for i in range(w.model.rowCount())} == {2}
+    assert w.filter_node.count() == 2 and w.filter_node.itemData(1) == 2
+    assert "node 2" in w.windowTitle()
+    w.bridge.flush()
+    pump(0.8)
+    assert {w.model.row(i).node for i in range(w.model.rowCount())} == {2}
 
 
 # ---------------------------------------------------------------- screenshots
