@@ -46,6 +46,10 @@ def test_pack_roundtrip_keeps_every_value() -> None:
     for a, b in zip(cols, out, strict=True):
         assert np.array_equal(a, b)
     assert h.unpack_columns(h.pack_columns([np.zeros(0, dtype=np.int64)]))[0].size == 0
+    m = np.stack([c.astype(np.int64) for c in cols])
+    assert np.array_equal(h.unpack_matrix(h.pack_matrix(m)), m)
+    assert np.array_equal(h.unpack_matrix(h.pack_matrix(m[:, :0])), m[:, :0])
+    assert np.array_equal(h.unpack_matrix(h.pack_columns(list(m))), m)  # older summaries still read
 
 
 def test_samples_survive_packing_and_a_down_node_is_a_gap_not_zeros(tmp_path: Path) -> None:
