@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsSceneMouseEvent, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsRectItem,
+    QGraphicsSceneMouseEvent,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from omview.core.model import NodeState, ProcInfo
 
@@ -30,7 +36,9 @@ SQUARE = 9.0  # a process square at 0 % CPU; grows to SQUARE_MAX at 100 %
 SQUARE_MAX = 12.0
 HOME_COLOR = QColor("#111111")
 GUEST_COLOR = QColor("#1f9d3a")
-GUEST_LINE = QColor(31, 157, 58, 120)
+GUEST_LINE = QColor("#86c995")  # opaque: long alpha-blended lines are what made frames slow
+IDLE_HOME = QColor("#3c3c3c")  # below 5 % CPU: a shade lighter
+IDLE_GUEST = QColor("#5fbf72")
 DROP_COLOR = QColor("#2e7dd7")
 REFUSED_COLOR = QColor("#d32f2f")
 
@@ -152,6 +160,13 @@ class PenguinItem(QGraphicsItem):
     def update_state(self, st: NodeState) -> None:
         old = None if self.st is st else self.st
         self.st = st
+        if old is None or old.up != st.up or old.label != st.label:  # the load alone repaints nothing
+            self.label_item.refresh()
+            self.update()
+
+    def tooltip_text(self) -> str:
+        """Built when the mouse asks (MigScene.helpEvent), not on every sample."""
+        st = self.st
         s = st.sample
         if st.up and s is not None:
             tip = (f"<b>node {st.id}</b> {_esc(st.label)} — up<br>load {s.load:.0f} %, {s.cpus} CPU, "
@@ -160,11 +175,7 @@ class PenguinItem(QGraphicsItem):
                 tip += f"<br>migration: {_esc(s.criu)}"
         else:
             tip = f"<b>node {st.id}</b> {_esc(st.label)} — <span style='color:#d32f2f'>down</span>: {_esc(st.reason)}"
-        tip += "<br><i>drop a process here to migrate it; double-click: make this the main penguin</i>"
-        self.setToolTip(tip)
-        if old is None or old.up != st.up or old.label != st.label:  # the load alone repaints nothing
-            self.label_item.refresh()
-            self.update()
+        return tip + "<br><i>drop a process here to migrate it; double-click: make this the main penguin</i>"
 
     def set_hot(self, hot: bool) -> None:
         if hot != self.hot:
@@ -210,6 +221,7 @@ class NodeLabel(QGraphicsItem):
         self.penguin = parent
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # text is drawn once, then blitted
         self._font = QFont()
         self._font.setPixelSize(12)
         self._bold = QFont(self._font)
@@ -266,20 +278,24 @@ class NodeLabel(QGraphicsItem):
             painter.drawText(QPointF(x, base), name)
 
 
-class ProcItem(QGraphicsItem):
+class ProcItem(QGraphicsRectItem):
     """One process: a small square, black at home, green away from its home node.
 
+    Painted by Qt itself (a rect item: no Python per paint, which is what keeps a frame with
+    hundreds of squares cheap); a progress ring is a child item that exists only while migrating.
     Mouse: press + move drags it (the scene finds the penguin under the drop); double-click sends a
-    guest home; right-click opens the window's menu. While migrating it shows a progress ring."""
+    guest home; right-click opens the window's menu."""
 
     def __init__(self, scene: MigScene, node: int, p: ProcInfo) -> None:
         super().__init__()
         self.mscene = scene
         self.node = node
         self.p = p
-        self.size = square_size(p.cpu)
+        self.size = 0.0
+        self._style: tuple[Any, ...] = ()
         self.slot_pos = QPointF()  # where it belongs in its circle
-        self.migrating = False
+        self._migrating = False
+        self.ring: Ring | None = None
         self.progress: float | None = None  # 0..1 when bytes are known, None = busy
         self.phase = ""
         self.spin = 0.0
@@ -303,51 +319,59 @@ class ProcItem(QGraphicsItem):
     def guest(self) -> bool:
         return self.home != self.node
 
+    @property
+    def migrating(self) -> bool:
+        return self._migrating
+
+    @migrating.setter
+    def migrating(self, on: bool) -> None:
+        if on == self._migrating:
+            return
+        self._migrating = on
+        if on and self.ring is None:
+            self.ring = Ring(self)
+        elif not on and self.ring is not None:
+            ring, self.ring = self.ring, None
+            ring.setParentItem(None)
+            if ring.scene() is not None:
+                ring.scene().removeItem(ring)
+        self.restyle()
+
+    def ring_update(self) -> None:
+        if self.ring is not None:
+            self.ring.update()
+
+    def tooltip_text(self) -> str:
+        return proc_tooltip(self.node, self.p, self.mscene.node_label(self.node))
+
     def update_proc(self, p: ProcInfo) -> None:
         self.p = p
+        self.restyle()
+
+    def restyle(self) -> None:
+        """Size from CPU use, colour from home/guest, hollow when stopped: set only what changed."""
+        p = self.p
         size = square_size(p.cpu)
-        if size != self.size:
-            self.prepareGeometryChange()
-            self.size = size
-        self.setToolTip(proc_tooltip(self.node, p, self.mscene.node_label(self.node)))
-        self.update()
-
-    def boundingRect(self) -> QRectF:
-        h = SQUARE_MAX / 2 + 5
-        return QRectF(-h, -h, 2 * h, 2 * h)
-
-    def shape(self) -> QPainterPath:
-        path = QPainterPath()
-        h = max(self.size, 10.0) / 2 + 1  # a little margin: small squares are hard to hit
-        path.addRect(QRectF(-h, -h, 2 * h, 2 * h))
-        return path
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        h = self.size / 2
-        color = GUEST_COLOR if self.guest else HOME_COLOR
-        if self.p.cpu < 5 and not self.migrating:
-            color = QColor("#5fbf72") if self.guest else QColor("#3c3c3c")
-        stopped = self.p.state in ("T", "t")
-        rect = QRectF(-h, -h, 2 * h, 2 * h)
-        if stopped:  # paused: hollow
-            painter.setPen(QPen(color, 2))
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRect(rect.adjusted(1, 1, -1, -1))
+        if p.cpu < 5 and not self._migrating:
+            color = IDLE_GUEST if self.guest else IDLE_HOME
         else:
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QBrush(color))
-            painter.drawRect(rect)
-        if self.migrating:
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            r = QRectF(-h - 3.5, -h - 3.5, 2 * h + 7, 2 * h + 7)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.setPen(QPen(QColor(46, 125, 215, 70), 2.5))
-            painter.drawEllipse(r)
-            painter.setPen(QPen(DROP_COLOR, 2.5))
-            if self.progress is None:
-                painter.drawArc(r, int(-self.spin * 16), 90 * 16)
-            else:
-                painter.drawArc(r, 90 * 16, int(-360 * 16 * max(0.02, self.progress)))
+            color = GUEST_COLOR if self.guest else HOME_COLOR
+        stopped = p.state in ("T", "t")
+        style = (size, color.rgba(), stopped)
+        if style == self._style:
+            return
+        self._style = style
+        if size != self.size:
+            self.size = size
+            h = size / 2
+            self.setRect(QRectF(-h, -h, size, size))
+        if stopped:  # paused: hollow
+            self.setBrush(Qt.BrushStyle.NoBrush)
+            self.setPen(QPen(color, 2))
+        else:
+            self.setBrush(QBrush(color))
+            self.setPen(Qt.PenStyle.NoPen)
+
 
     # ---------------------------------------------------------------- mouse
     def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
@@ -385,14 +409,43 @@ class ProcItem(QGraphicsItem):
             self.mscene.double_clicked(self)
 
 
+class Ring(QGraphicsItem):
+    """The progress ring around a migrating square: an arc that fills with the bytes sent, or a
+    turning quarter while the phase has no byte count (preflight, restore)."""
+
+    def __init__(self, parent: ProcItem) -> None:
+        super().__init__(parent)
+        self.proc = parent
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+
+    def boundingRect(self) -> QRectF:
+        h = SQUARE_MAX / 2 + 6
+        return QRectF(-h, -h, 2 * h, 2 * h)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        h = self.proc.size / 2
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        r = QRectF(-h - 3.5, -h - 3.5, 2 * h + 7, 2 * h + 7)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(QPen(QColor(46, 125, 215, 70), 2.5))
+        painter.drawEllipse(r)
+        painter.setPen(QPen(DROP_COLOR, 2.5))
+        if self.proc.progress is None:
+            painter.drawArc(r, int(-self.proc.spin * 16), 90 * 16)
+        else:
+            painter.drawArc(r, 90 * 16, int(-360 * 16 * max(0.02, self.proc.progress)))
+
+
 class MoreLabel(QGraphicsItem):
     """"+N more" under a full process circle (scale-independent text)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.text = ""
+        self.hidden = 0
         self.setZValue(Z_LABEL)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._font = QFont()
         self._font.setPixelSize(12)
         self._font.setBold(True)
@@ -403,7 +456,10 @@ class MoreLabel(QGraphicsItem):
             self.prepareGeometryChange()
             self.text = text
             self.setVisible(bool(text))
-            self.setToolTip(f"{n} more processes than this circle shows; omprocs lists them all" if n else "")
+            self.hidden = n
+
+    def tooltip_text(self) -> str:
+        return f"{self.hidden} more processes than this circle shows; omprocs lists them all"
 
     def boundingRect(self) -> QRectF:
         w = QFontMetricsF(self._font).horizontalAdvance(self.text) + 10

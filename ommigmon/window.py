@@ -154,22 +154,28 @@ class MigmonWindow(QMainWindow):
 
     # ------------------------------------------------------------ cluster events
     def _nodes_changed(self, ids: list[int]) -> None:
+        flips = False
         for nid in ids:
             try:
                 st = self.cluster.node(nid)
             except KeyError:
                 continue
+            pg = self.scene.penguins.get(nid)
+            flips |= pg is not None and pg.up != st.up
             self.scene.update_node(st)
-        self._update_counts()
+        if flips:
+            self._update_counts()
 
     def _procs_changed(self, ids: list[int]) -> None:
         had = self.scene.circles.get(self.main_id)
         rings = had.outer_radius() if had else 0.0
+        changed = False
         for nid in ids:
-            self.scene.sync_node(nid, [p for _, p in self.cluster.processes(nid)])
+            changed |= self.scene.sync_node(nid, [p for _, p in self.cluster.processes(nid)])
         if had is not None and had.outer_radius() > rings + 1 and self.scene.outer_radius() > self.scene._radius:
             self.scene.relayout()  # the main circle grew a ring past the penguins
-        self._update_counts()
+        if changed:
+            self._update_counts()
 
     def _listen(self, ev: Event) -> None:  # I/O thread: only forward
         if ev.kind == "migration":

@@ -167,12 +167,13 @@ def test_main_circle_guests_lines_and_down_node(qtbot, light, sim3: SimSetup) ->
             assert it.guest and it.line is not None and it.line.isVisible()
             assert abs(r - GUEST_R0) < 1
             assert it.line.line().p1() == sc.penguins[it.home].pos()
-            assert "migrated here" in it.toolTip() and f"PID {key[1]}" in it.toolTip()
+            tip = sc.tooltip_at(it.scenePos())
+            assert "migrated here" in tip and f"PID {key[1]}" in tip and "CPU " in tip and "memory" in tip
     assert centre == QPointF(0, 0)
     screenshot(w, "migmon_sim_3_nodes")
     sim3.farm.kill(3)
     qtbot.waitUntil(lambda: not sc.penguins[3].up, timeout=10000)
-    assert "down" in sc.penguins[3].toolTip()
+    assert "down" in sc.tooltip_at(sc.penguins[3].pos())
     screenshot(w, "migmon_node_down")
     # another main penguin: node 2 in the middle, its processes around it
     w.set_main(2)
