@@ -564,6 +564,8 @@ class Balancer:
         self.rounds = 0
         self.outcomes: list[MoveOutcome] = []  # every move attempted since start
         self.last_round: Round | None = None
+        #: migrations the engine left to resolve (a node did not come back in time): mid -> (source, target)
+        self.pending: dict[str, tuple[int, int]] = {}
         self._round_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -606,6 +608,7 @@ class Balancer:
     def run_once(self) -> Round:
         """Plan one round and (unless dry_run) do its moves; returns the plan and the outcomes."""
         with self._round_lock:
+            self.resolve_pending()
             p = self.plan()
             rnd = Round(p)
             if not self.dry_run:
@@ -646,6 +649,8 @@ class Balancer:
             out = MoveOutcome(mv, bool(r.ok), str(r.error), r.new_pid, str(r.mid))
             if r.ok:
                 self._measure(r)
+            elif getattr(r, "pending", False):
+                self.pending[str(r.mid)] = (mv.node, mv.target)
         now = self.clock()
         if out.ok:
             self.history.last_move[mv.key] = now
@@ -657,6 +662,23 @@ class Balancer:
                  "" if out.ok else out.error)
         self.outcomes.append(out)
         return out
+
+    def resolve_pending(self) -> None:
+        """Finish moves the engine left pending (its journal on the source says how) once both nodes
+        answer again: until then the process stays stopped on the source, never runs twice."""
+        from omview.core.migration import resolve
+        from omview.core.session import AgentError
+
+        for mid, (src, dst) in list(self.pending.items()):
+            if not (self.cluster.node(src).up and self.cluster.node(dst).up):
+                continue
+            try:
+                state = resolve(self.cluster, src, mid, wait=5.0).get("state")
+            except AgentError as exc:
+                log.info("balancer: migration %s not resolved yet: %s", mid, exc)
+                continue
+            log.info("balancer: migration %s resolved: %s", mid, state)
+            del self.pending[mid]
 
     def _measure(self, r: Any) -> None:
         """Measured dump + transfer speed and the fixed part of a move, smoothed."""
