@@ -410,30 +410,43 @@ class ProcItem(QGraphicsRectItem):
 
 
 class Ring(QGraphicsItem):
-    """The progress ring around a migrating square: an arc that fills with the bytes sent, or a
-    turning quarter while the phase has no byte count (preflight, restore)."""
+    """The progress ring around a migrating square, with the phase beside it: an arc that fills
+    with the bytes sent (dump, transfer), or a turning quarter while a phase has no byte count."""
+
+    R = SQUARE_MAX / 2 + 6
 
     def __init__(self, parent: ProcItem) -> None:
         super().__init__(parent)
         self.proc = parent
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemStacksBehindParent)  # the square stays on top
+        self._font = QFont()
+        self._font.setPixelSize(10)
+
+    def text(self) -> str:
+        p = self.proc
+        if p.progress is not None:
+            return f"{p.phase} {100 * p.progress:.0f} %"
+        return p.phase or "migrating"
 
     def boundingRect(self) -> QRectF:
-        h = SQUARE_MAX / 2 + 6
-        return QRectF(-h, -h, 2 * h, 2 * h)
+        r = self.R + 2
+        return QRectF(-r, -r, 2 * r + 90, 2 * r)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        h = self.proc.size / 2
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        r = QRectF(-h - 3.5, -h - 3.5, 2 * h + 7, 2 * h + 7)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.setPen(QPen(QColor(46, 125, 215, 70), 2.5))
+        r = QRectF(-self.R, -self.R, 2 * self.R, 2 * self.R)
+        painter.setBrush(QColor(255, 255, 255, 150))
+        painter.setPen(QPen(QColor(46, 125, 215, 90), 3))
         painter.drawEllipse(r)
-        painter.setPen(QPen(DROP_COLOR, 2.5))
+        painter.setPen(QPen(DROP_COLOR, 3, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
         if self.proc.progress is None:
-            painter.drawArc(r, int(-self.proc.spin * 16), 90 * 16)
+            painter.drawArc(r, int(-self.proc.spin * 16), 100 * 16)
         else:
             painter.drawArc(r, 90 * 16, int(-360 * 16 * max(0.02, self.proc.progress)))
+        painter.setFont(self._font)
+        painter.setPen(QColor("#1d4f91"))
+        painter.drawText(QPointF(self.R + 4, 4), self.text())
 
 
 class MoreLabel(QGraphicsItem):
