@@ -227,6 +227,16 @@ class MigScene(QGraphicsScene):
         r = radius + GUEST_R0 + GUEST_MAX_RINGS * GUEST_STEP + margin
         self.setSceneRect(QRectF(-r, -r, 2 * r, 2 * r))
 
+    def layout_rect(self) -> QRectF:
+        """What a "fit" shows: every penguin with its circle and label, or the lone main circle."""
+        main = self.circles.get(self.main_id)
+        inner = (main.outer_radius() if main else MAIN_R0) + 24
+        if len(self.order) > 1:
+            r = max(inner, getattr(self, "_radius", 0.0) + GUEST_R0 + (GUEST_MAX_RINGS - 1) * GUEST_STEP + 16)
+        else:
+            r = max(inner, PENGUIN_H)
+        return QRectF(-r, -r, 2 * r, 2 * r + 24)
+
     def set_zoom(self, zoom: float) -> None:
         """The view's scale: labels keep their pixel size; names go when penguins crowd."""
         self.zoom = zoom
@@ -619,7 +629,7 @@ class MigView(QGraphicsView):
         sc = self.scene()
         if sc is None:
             return
-        r = sc.itemsBoundingRect().adjusted(-30, -30, 30, 30)
+        r = sc.layout_rect() if isinstance(sc, MigScene) else sc.itemsBoundingRect()
         self.fitInView(r, Qt.AspectRatioMode.KeepAspectRatio)
         self.user_zoomed = False
         self.zoomed.emit(self.transform().m11())

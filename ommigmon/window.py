@@ -167,6 +167,7 @@ class MigmonWindow(QMainWindow):
             self._update_counts()
 
     def _procs_changed(self, ids: list[int]) -> None:
+        before = self.scene.layout_rect()
         had = self.scene.circles.get(self.main_id)
         rings = had.outer_radius() if had else 0.0
         changed = False
@@ -174,6 +175,8 @@ class MigmonWindow(QMainWindow):
             changed |= self.scene.sync_node(nid, [p for _, p in self.cluster.processes(nid)])
         if had is not None and had.outer_radius() > rings + 1 and self.scene.outer_radius() > self.scene._radius:
             self.scene.relayout()  # the main circle grew a ring past the penguins
+        if self.scene.layout_rect() != before and not self.view.user_zoomed:
+            self.view.fit()  # e.g. the first processes arrived after the window opened
         if changed:
             self._update_counts()
 
