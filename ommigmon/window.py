@@ -281,12 +281,12 @@ class MigmonWindow(QMainWindow):
     def show_menu(self, key: tuple, screen_pos: QPoint) -> None:
         self.build_menu(tuple(key)).popup(screen_pos)  # type: ignore[arg-type]
 
-    def act(self, key: ProcKey, what: str) -> None:
+    def act(self, key: ProcKey, what: str) -> Any:
         node, pid, _ = key
         if what in ("home", "best"):
             self.migrate(key, what)
         elif what == "migrator":
-            self.open_migrator(key)
+            return self.open_migrator(key)
         elif what in ("stop", "cont", "kill"):
             sig = {"stop": "STOP", "cont": "CONT", "kill": "KILL"}[what]
             if what == "kill":
@@ -299,6 +299,7 @@ class MigmonWindow(QMainWindow):
                 on_done=lambda text: self.say(f"process {pid} on node {node}: {text}"),
                 on_error=lambda exc: self._signal_failed(key, exc),
             )
+        return None
 
     def _signal_failed(self, key: ProcKey, exc: BaseException) -> None:
         node, pid, _ = key

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -263,6 +264,37 @@ def test_menu_offers_the_actions_and_kill_asks_first(qtbot, light, sim3: SimSetu
     assert pid in sim3.farm.nodes[1].procs  # refused: nothing sent
     w.send_home(at_home.key)
     assert "already runs on its home node" in w.last_message and not w.inflight
+    # "open in the migrator window": omprocs' window for this very process
+    mig = w.act(at_home.key, "migrator") or w.migrators.get(at_home.key)
+    assert mig is not None and mig.key == at_home.key and mig.isVisible()
+    mig.close()
+
+
+def test_wheel_zooms_background_drag_pans_double_click_makes_main(  # type: ignore[no-untyped-def]
+    qtbot, light, sim3: SimSetup
+) -> None:
+    w = open_window(qtbot, sim3.cluster)
+    sc, view = w.scene, w.view
+    qtbot.waitUntil(lambda: len(sc.items_by_key) >= 30, timeout=10000)
+    z0 = view.transform().m11()
+    vp = view.viewport()
+    empty = viewport_pos(w, QPointF(sc._radius * 0.6, -sc._radius * 0.6))
+    ev = QWheelEvent(QPointF(empty), QPointF(vp.mapToGlobal(empty)), QPoint(), QPoint(0, 240),
+                     Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(vp, ev)
+    assert view.transform().m11() > z0 * 1.3 and view.user_zoomed
+    centre0 = view.mapToScene(vp.rect().center())
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, empty)
+    for k in range(1, 6):
+        QTest.mouseMove(vp, empty + QPoint(-30 * k, 20 * k))
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, empty + QPoint(-150, 100))
+    moved = view.mapToScene(vp.rect().center()) - centre0
+    assert moved.x() > 20 and moved.y() < -10, moved  # the scene followed the hand
+    w.fit()
+    QTest.mouseDClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                      viewport_pos(w, sc.penguins[3].pos()))
+    assert sc.main_id == 3 and sc.penguins[3].pos() == QPointF(0, 0) and sc.penguins[3].main
+    assert w.main_box.currentData() == 3
 
 
 # ---------------------------------------------------------------- the real testbed, real CRIU
@@ -420,6 +452,18 @@ def test_refused_drop_shows_the_reason_and_moves_nothing(  # type: ignore[no-unt
     assert where_is(c, job["job"]) == [(1, job["pid"])]
     assert sc.item(1, job["pid"]) is item and not item.guest
     assert all(k[0] == 1 or not k[1] == job["pid"] for k in sc.items_by_key)
+
+    # the menu's stop and continue: a stopped process is a hollow square
+    w.act(item.key, "stop")
+    qtbot.waitUntil(lambda: item.p.state in ("T", "t"), timeout=WAIT_MS)
+    assert item.brush().style() == Qt.BrushStyle.NoBrush
+    w.act(item.key, "cont")
+    qtbot.waitUntil(lambda: item.p.state not in ("T", "t"), timeout=WAIT_MS)
+    assert item.brush().style() != Qt.BrushStyle.NoBrush
+    # kill, confirmed: the square goes with the process
+    w.confirm = lambda title, text: True  # type: ignore[assignment]
+    w.act(item.key, "kill")
+    qtbot.waitUntil(lambda: c.process(1, job["pid"]) is None and sc.item(1, job["pid"]) is None, timeout=WAIT_MS)
 
 
 def test_penguin_item_is_a_drop_target(qtbot, light, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
