@@ -73,6 +73,7 @@ class ProcTreeModel(QAbstractItemModel):
         self.sort_column = COL_PID
         self.sort_order = Qt.SortOrder.AscendingOrder
         self.moves = 0
+        self._labels: dict[int, str] = {}
 
     # ------------------------------------------------------------ building
     def set_active(self, on: bool) -> None:
@@ -86,6 +87,7 @@ class ProcTreeModel(QAbstractItemModel):
             self.table.applied.disconnect(self._applied)
 
     def rebuild(self) -> None:
+        self._labels = {st.id: st.label for st in self.table.cluster.nodes()}
         self.beginResetModel()
         self._items = {0: self.root}
         self.root.children = []
@@ -306,7 +308,10 @@ class ProcTreeModel(QAbstractItemModel):
         if it.key is None:
             if role == DISPLAY and index.column() == 0:
                 down = self.table.node_down(it.node)
-                return f"node {it.node} ({len(it.children)})" + (" — down" if down is not None else "")
+                n = len(self.table._per_node.get(it.node, ()))
+                label = self._labels.get(it.node, "")
+                return (f"node {it.node}" + (f" — {label}" if label else "") + f" ({n} process{'es' if n != 1 else ''})"
+                        + (" — down" if down is not None else ""))
             if role == TOOLTIP:
                 return f"Processes of node {it.node} whose parent is not in its list (children of its init)"
             return None
@@ -400,6 +405,8 @@ class ProcTreeView(QTreeView):
         self.proxy = TreeFilterProxy(table_proxy, self)
         self.proxy.setSourceModel(tree)
         self.setModel(self.proxy)  # (sorts by the header's default indicator)
+        for sig in (self.proxy.rowsInserted, self.proxy.layoutChanged, self.proxy.modelReset):
+            sig.connect(self._span_groups)
         self.header().setSortIndicator(col, order)
         tree.sort(col, order)
         self.setColumnWidth(COL_PID, 170)
@@ -411,7 +418,15 @@ class ProcTreeView(QTreeView):
     #: expanded item after each insert or removal, and asks the model about each one.
     EXPAND_LIMIT = 3000
 
+    def _span_groups(self, *_: Any) -> None:
+        """Node rows ("node 2 — name (n processes)") span the whole width."""
+        if self.proxy is not None:
+            root = QModelIndex()
+            for r in range(self.proxy.rowCount()):
+                self.setFirstColumnSpanned(r, root, True)
+
     def expand_top(self) -> None:
+        self._span_groups()
         if self.proxy is None or self.tree is None:
             return
         if len(self.tree.table.rows()) > self.EXPAND_LIMIT:

@@ -87,8 +87,8 @@ class ProcBoxWindow(QMainWindow):
 
     def set_migration_problem(self, problem: str | None) -> None:
         self.problem = problem
-        if problem:
-            self.statusBar().showMessage(f"Migration unavailable: {problem}", 15000)
+        if problem:  # the whole reason is in the tooltips; the status bar has room for little
+            self.statusBar().showMessage("Migration unavailable: hover “Migrate…” to see why", 15000)
         self.act_migrate.setToolTip("Migrate the selected processes: home, best or a node you pick (Ctrl+M)")
         for w in self.migrators.values():
             w.set_problem(problem)

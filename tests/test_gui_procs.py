@@ -1081,4 +1081,14 @@ def test_screenshot_testbed_box(qtbot, tb_box: ProcBoxWindow, tb_cluster, testbe
     tb_box.view.selectRow(0)
     qtbot.waitUntil(lambda: tb_box.summary.text().startswith(f"{tb_box.proxy.rowCount()} of"), timeout=3000)
     screenshot(tb_box, "procs_box_testbed")
+    # the tree of the real nodes: init → sshd → the agent's session, and our job
+    tb_box.filter_text.setText("")
+    qtbot.waitUntil(lambda: tb_box.proxy.text == "", timeout=3000)
+    tb_box.tree_box.setChecked(True)
+    tb_box.tree_view.expandAll()
+    pump(0.3)
+    tree = tb_box.tree_model
+    assert tree is not None and tree.rowCount() == 3
+    screenshot(tb_box, "procs_tree_testbed")
+    tb_box.tree_box.setChecked(False)
 
