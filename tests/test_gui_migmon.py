@@ -26,7 +26,7 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMenu
 
 import ommigmon.scene as scene_mod
 from ommigmon.items import Balloon, PenguinItem, ProcItem, penguin_renderer, ring_slot, rings_for, slots_in_rings
@@ -34,6 +34,7 @@ from ommigmon.scene import GUEST_R0, MAIN_R0, MAIN_STEP
 from ommigmon.window import MigmonWindow
 from omprocs import actions
 from omview.core import criu as criu_mod
+from omview.core import migration
 from omview.core.cluster import Cluster
 from omview.core.config import load_cluster
 from omview.core.testbed import Testbed
@@ -264,6 +265,13 @@ def test_menu_offers_the_actions_and_kill_asks_first(qtbot, light, sim3: SimSetu
     assert pid in sim3.farm.nodes[1].procs  # refused: nothing sent
     w.send_home(at_home.key)
     assert "already runs on its home node" in w.last_message and not w.inflight
+    # a right-click on the square pops the menu up
+    QTest.mouseClick(w.view.viewport(), Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_pos(w, at_home.scenePos()))
+    qtbot.waitUntil(lambda: any(m.isVisible() for m in w.findChildren(QMenu)), timeout=5000)
+    shown = next(m for m in w.findChildren(QMenu) if m.isVisible())
+    assert f"PID {pid}" in shown.actions()[0].text()
+    shown.close()
     # "open in the migrator window": omprocs' window for this very process
     mig = w.act(at_home.key, "migrator") or w.migrators.get(at_home.key)
     assert mig is not None and mig.key == at_home.key and mig.isVisible()
@@ -425,6 +433,16 @@ def test_drag_to_penguin_2_migrates_then_double_click_sends_it_home(  # type: ig
     qtbot.waitUntil(lambda: (it := sc.item(1, back.new_pid)) is not None and not it.guest
                     and sc.item(2, res.new_pid) is None, timeout=WAIT_MS)
     assert sc.item(1, back.new_pid).line is None  # type: ignore[union-attr]
+
+    # a migration started elsewhere (omctl, the balancer): seen through the engine's events alone
+    frames0 = sc.frames
+    handle = migration.start_migration(c, 1, back.new_pid, 3)
+    res3 = handle.future.result(WAIT_MS / 1000)
+    assert res3.ok, res3
+    qtbot.waitUntil(lambda: (it := sc.item(3, res3.new_pid)) is not None and it.guest and it.line is not None
+                    and sc.item(1, back.new_pid) is None and not sc.animating, timeout=WAIT_MS)
+    assert sc.frames > frames0  # it travelled (and the busy ring turned) on the frame timer
+    assert not sc.item(3, res3.new_pid).migrating  # type: ignore[union-attr]
 
 
 def test_refused_drop_shows_the_reason_and_moves_nothing(  # type: ignore[no-untyped-def]
