@@ -127,8 +127,8 @@ def main() -> int:
     w.grab()  # renders the whole window: every curve painted
     t_draw = time.perf_counter()
     cpu = (time.process_time() - c0) * 1000
-    points = sum(len(nc.a.xData) + len(nc.b.xData) for nc in w.load_plot.curves.values()
-                 if nc.a.xData is not None and nc.b.xData is not None)
+    points = sum(len(nc.a.xData) for nc in w.load_plot.curves.values() if nc.a.xData is not None)
+    points += len(w.load_plot.shared.xData) if w.load_plot.shared.xData is not None else 0
     total = (t_draw - t0) * 1000
     print(f"1. open and first full draw of {n_nodes} nodes × {(hi - lo) / 3600:.0f} h: {total:.0f} ms "
           f"(open {1000 * (t_open - t0):.0f}, read {1000 * (t_read - t_open):.0f}, setData "

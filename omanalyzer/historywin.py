@@ -59,6 +59,9 @@ class _Row:
     __slots__ = ("rec", "sort", "started", "age", "_text", "_search")
 
     def __init__(self, rec: ProcRecord, at: float) -> None:
+        self.update(rec, at)
+
+    def update(self, rec: ProcRecord, at: float) -> None:
         self.rec = rec
         started = rec.started or rec.appeared
         self.started, self.age = started, max(0.0, at - started)
@@ -95,6 +98,21 @@ class ProcModel(QAbstractTableModel):
         self.sort_order = Qt.SortOrder.DescendingOrder
 
     def set_rows(self, recs: list[ProcRecord], at: float) -> None:
+        """A new snapshot. The same processes as before (most steps of the slider): values changed in
+        place, so the view keeps its state and the proxy does not filter again; else a reset."""
+        if self.rows and len(recs) == len(self.rows):
+            cur = {(r.rec.node, r.rec.pid, r.rec.start): r for r in self.rows}
+            if all((p.node, p.pid, p.start) in cur for p in recs):
+                self.at = at
+                for p in recs:
+                    cur[(p.node, p.pid, p.start)].update(p, at)
+                c = self.sort_column
+                desc = self.sort_order == Qt.SortOrder.DescendingOrder
+                keys = [r.sort[c] for r in self.rows] if 0 <= c < len(COLUMNS) else []
+                if keys and any((a < b) if desc else (a > b) for a, b in zip(keys, keys[1:], strict=False)):
+                    self.sort(c, self.sort_order)
+                self.dataChanged.emit(self.index(0, COL_CPU), self.index(len(self.rows) - 1, COL_AGE))
+                return
         self.beginResetModel()
         self.at = at
         self.rows = [_Row(r, at) for r in recs]
@@ -164,6 +182,9 @@ class ProcProxy(QSortFilterProxyModel):
         super().__init__()
         self.node: int | None = None
         self.text = ""
+        # what the filter looks at (node, PID, user, command) never changes for a row: values
+        # changing in place must not make the proxy filter 2000 rows again
+        self.setDynamicSortFilter(False)
 
     def set_filters(self, node: int | None, text: str) -> None:
         self.beginFilterChange()

@@ -65,8 +65,21 @@ def prepare(kind: str, data: dict[int, SampleSeries], offsets: dict[int, tuple[f
         else:
             x, used = s.line("mem_used")
             _, total = s.line("mem_total")
-            out[node] = (x, np.minimum(used / scale, CLIP) + offset, x, np.minimum(total / scale, CLIP) + offset)
+            ty = np.minimum(total / scale, CLIP) + offset
+            keep = _corners(ty)
+            out[node] = (x, np.minimum(used / scale, CLIP) + offset, x[keep], ty[keep])
     return out
+
+
+def _corners(y: np.ndarray) -> np.ndarray:
+    """Indices of the points a polyline needs where it is flat: the ends, and every point whose value
+    differs from a neighbour's (NaN included), so a gap stays a gap."""
+    n = len(y)
+    if n < 3:
+        return np.arange(n)
+    same_prev = np.r_[False, y[1:] == y[:-1]]
+    same_next = np.r_[y[:-1] == y[1:], False]
+    return np.flatnonzero(~(same_prev & same_next))
 
 
 class XZoomViewBox(pg.ViewBox):
@@ -76,12 +89,29 @@ class XZoomViewBox(pg.ViewBox):
         super().wheelEvent(ev, axis=0)
 
 
+class Part:
+    """A node's share of the plot's shared item: its red line (load) or its total-memory line.
+
+    One item draws every node's part (NaN-separated): the red parts are short, and one item
+    instead of a hundred halves the cost of opening and of every frame. `xData`/`yData` are this
+    node's arrays, `opts` the shared item's (its pen)."""
+
+    def __init__(self, item: pg.PlotDataItem) -> None:
+        self.item = item
+        self.xData: np.ndarray | None = None
+        self.yData: np.ndarray | None = None
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        return self.item.opts  # type: ignore[no-any-return]
+
+
 @dataclass
 class NodeCurves:
     node: int
     offset: float
-    a: pg.PlotDataItem  # load: the line at or below 75 %; memory: used
-    b: pg.PlotDataItem  # load: the line above 75 % (red); memory: total
+    a: pg.PlotDataItem  # load: the line at or below 75 % (the node's curve); memory: used
+    b: Part  # load: the line above 75 % (red); memory: total
     scale: float = 1.0  # memory: bytes per band unit
 
 
@@ -109,6 +139,12 @@ class BandPlot(pg.PlotWidget):
         self.requests = 0
         self.applied = 0
         self.span: tuple[float, float] | None = None
+        self.layout: dict[int, tuple[float, float]] = {}  # node → (band offset, memory scale)
+        self.built = False
+        # x is not monotonic across nodes, so this one neither clips nor downsamples (it holds little)
+        self.shared = pg.PlotDataItem(connect="finite")
+        self.shared.setZValue(1)
+        self.plotItem.addItem(self.shared)
         self.guide = pg.PlotCurveItem(connect="finite")
         self.guide.setZValue(-5)
         self.plotItem.addItem(self.guide)
@@ -135,21 +171,29 @@ class BandPlot(pg.PlotWidget):
             ax.setPen(pg.mkPen(c.grid))
             ax.setTextPen(pg.mkPen(c.fore))
         self.guide.setPen(pg.mkPen(c.guide, width=1, style=Qt.PenStyle.DashLine))
+        self._style_shared()
         for nc in self.curves.values():
             self._style(nc)
         for line in self.checkpoint_lines:
             line.setPen(pg.mkPen(c.checkpoint, width=1.5))
             line.label.setColor(c.checkpoint)
 
+    def _thin(self) -> bool:
+        return len(self.nodes) > THIN_ABOVE
+
     def _style(self, nc: NodeCurves) -> None:
         c = self.colors
-        thin = len(self.curves) > THIN_ABOVE or len(self.nodes) > THIN_ABOVE
         if self.kind == "load":
-            nc.a.setPen(pg.mkPen(c.fore, width=1 if thin else 1.3))
-            nc.b.setPen(pg.mkPen(c.high, width=1 if thin else 1.8))
+            nc.a.setPen(pg.mkPen(c.fore, width=1 if self._thin() else 1.3))
         else:
-            nc.a.setPen(pg.mkPen(c.memory, width=1 if thin else 1.5))
-            nc.b.setPen(pg.mkPen(c.fore, width=1, style=Qt.PenStyle.DashLine))
+            nc.a.setPen(pg.mkPen(c.memory, width=1 if self._thin() else 1.5))
+
+    def _style_shared(self) -> None:
+        c = self.colors
+        if self.kind == "load":
+            self.shared.setPen(pg.mkPen(c.high, width=1 if self._thin() else 1.8))
+        else:
+            self.shared.setPen(pg.mkPen(c.fore, width=1, style=Qt.PenStyle.DashLine))
 
     # ------------------------------------------------------------ structure
     def set_nodes(self, nodes: list[NodeRecord]) -> None:
@@ -158,25 +202,16 @@ class BandPlot(pg.PlotWidget):
         self._lines = {}
         for nc in self.curves.values():
             self.plotItem.removeItem(nc.a)
-            self.plotItem.removeItem(nc.b)
+        self.shared.setData([], [])
         self.nodes = list(nodes)
         self.curves = {}
         n = len(nodes)
-        for i, node in enumerate(nodes):
-            offset = (n - 1 - i) * BAND
-            a = pg.PlotDataItem(connect="finite", name=f"{node.label}")
-            b = pg.PlotDataItem(connect="finite")
-            for item in (a, b):
-                item.setClipToView(True)
-                item.setDownsampling(auto=True, method="peak")
-                item.setSkipFiniteCheck(False)
-                self.plotItem.addItem(item)
-            b.setZValue(1)
-            nc = NodeCurves(node.id, offset, a, b)
-            if self.kind == "memory":
-                nc.scale = (node.mem_total or 1) / 100.0
-            self._style(nc)
-            self.curves[node.id] = nc
+        self.layout = {node.id: ((n - 1 - i) * BAND, (node.mem_total or 1) / 100.0 if self.kind == "memory" else 1.0)
+                       for i, node in enumerate(nodes)}
+        self.built = False
+        self._style_shared()
+        if self.isVisible():
+            self.build()
         self._ticks()
         self._guide()
         rows = min(n, 12) or 1
@@ -184,15 +219,31 @@ class BandPlot(pg.PlotWidget):
         self.vb.setLimits(yMin=-BAND * 0.1, yMax=top + BAND * 0.1, minYRange=BAND, maxYRange=top + BAND * 0.2)
         self.vb.setYRange(top - rows * BAND - BAND * 0.05, top + BAND * 0.02, padding=0)
 
+    def build(self) -> None:
+        """Create the nodes' curves (a hidden tab does it when first shown: items cost ~1 ms each)."""
+        if self.built:
+            return
+        self.built = True
+        for node in self.nodes:
+            offset, scale = self.layout[node.id]
+            a = pg.PlotDataItem(connect="finite", name=f"{node.label}")
+            a.setClipToView(True)
+            a.setDownsampling(auto=True, method="peak")
+            a.setSkipFiniteCheck(False)
+            self.plotItem.addItem(a)
+            nc = NodeCurves(node.id, offset, a, Part(self.shared), scale)
+            self._style(nc)
+            self.curves[node.id] = nc
+
     def _ticks(self) -> None:
         major, minor = [], []
         for node in self.nodes:
-            nc = self.curves[node.id]
-            major.append((nc.offset + 50, node.label))
+            offset, scale = self.layout[node.id]
+            major.append((offset + 50, node.label))
             if self.kind == "load":
-                minor += [(nc.offset, "0"), (nc.offset + HIGH_LOAD, "75"), (nc.offset + 100, "100")]
+                minor += [(offset, "0"), (offset + HIGH_LOAD, "75"), (offset + 100, "100")]
             else:
-                minor += [(nc.offset, "0"), (nc.offset + 100, fmt_bytes(nc.scale * 100))]
+                minor += [(offset, "0"), (offset + 100, fmt_bytes(scale * 100))]
         left = self.plotItem.getAxis("left")
         left.setTicks([major, minor])
         left.setWidth(110)
@@ -201,11 +252,11 @@ class BandPlot(pg.PlotWidget):
 
     def _guide(self) -> None:
         """The faint 75 % line of every load band, one item for all (NaN-separated)."""
-        if self.kind != "load" or not self.curves or not self.span:
+        if self.kind != "load" or not self.layout or not self.span:
             self.guide.setData([], [])
             return
         lo, hi = self.span
-        offs = [nc.offset + HIGH_LOAD for nc in self.curves.values()]
+        offs = [offset + HIGH_LOAD for offset, _ in self.layout.values()]
         self.guide.setData(np.tile([lo, hi, hi], len(offs)), np.array([[o, o, np.nan] for o in offs]).ravel())
 
     def set_span(self, span: tuple[float, float] | None) -> None:
@@ -261,7 +312,7 @@ class BandPlot(pg.PlotWidget):
 
     def offsets(self) -> dict[int, tuple[float, float]]:
         """What prepare() needs to know about the bands (a copy, for the worker)."""
-        return {n: (nc.offset, nc.scale) for n, nc in self.curves.items()}
+        return dict(self.layout)
 
     def set_series(self, data: dict[int, SampleSeries], t0: float, t1: float, buckets: int,
                    lines: Lines | None = None) -> None:
@@ -274,6 +325,8 @@ class BandPlot(pg.PlotWidget):
 
     def showEvent(self, ev: Any) -> None:  # noqa: N802
         super().showEvent(ev)
+        if not self.built:
+            self.build()
         if self.drawing and not self._apply_timer.isActive():
             self._apply_timer.start()
 
@@ -297,18 +350,34 @@ class BandPlot(pg.PlotWidget):
                 lines = prepare(self.kind, data, offsets)
             self._lines = lines
             self._queue = list(self.curves)
+            self._set_shared()
         for node in self._queue[:APPLY_SLICE]:
             nc = self.curves.get(node)
             if nc is not None and node in self._lines:
-                ax, ay, bx, by = self._lines[node]
+                ax, ay, _, _ = self._lines[node]
                 nc.a.setData(ax, ay)
-                nc.b.setData(bx, by)
         del self._queue[:APPLY_SLICE]
         if self._queue:
             self._apply_timer.start(0)
         elif data is not None or self._lines:
             self._lines = {}
             self.applied += 1
+
+    def _set_shared(self) -> None:
+        """Every node's second line into the shared item, at once (one setData, NaN between nodes)."""
+        xs, ys = [], []
+        for node, nc in self.curves.items():
+            if node not in self._lines:
+                continue
+            _, _, bx, by = self._lines[node]
+            nc.b.xData, nc.b.yData = bx, by
+            if len(bx):
+                xs += [bx, bx[-1:]]
+                ys += [by, np.array([np.nan])]
+        if xs:
+            self.shared.setData(np.concatenate(xs), np.concatenate(ys))
+        else:
+            self.shared.setData([], [])
 
     # ------------------------------------------------------------ reading values
     def node_at(self, y: float) -> int | None:

@@ -213,7 +213,11 @@ def test_load_overview_one_curve_per_node_red_exactly_above_75(qtbot, light, syn
     c = plot_colors(plot.palette())
     for nc in plot.curves.values():
         assert nc.a.opts["pen"].color() == c.fore and nc.b.opts["pen"].color() == c.high
-        assert nc.a in plot.plotItem.items and nc.b in plot.plotItem.items
+        assert nc.a in plot.plotItem.items and nc.b.item is plot.shared and plot.shared in plot.plotItem.items
+    # the shared red item draws exactly the nodes' red parts
+    sx, sy = plot.shared.xData, plot.shared.yData
+    parts = [seg for nc in plot.curves.values() for seg in drawn_segments(nc.b.xData, nc.b.yData)]
+    assert sorted(drawn_segments(sx, sy)) == sorted(parts)
     # zoomed in to raw samples around node 1's first burst (the synthetic truth says where)
     above = np.flatnonzero(syn.load[1] > HIGH_LOAD)
     t_burst = float(syn.t[above[0]])
@@ -244,6 +248,7 @@ def test_down_periods_are_gaps_and_checkpoints_blue_lines_at_their_time(qtbot, l
     assert all(ln.pen.color() == plot_colors(plot.palette()).checkpoint for ln in plot.checkpoint_lines)
     assert [ln.value() for ln in w.mem_plot.checkpoint_lines] == [t for t, _ in syn.checkpoints]
     (a, b), = syn.down[3]
+    w.tabs.setCurrentIndex(1)  # the memory plot builds its curves when first shown
     set_view(qtbot, w, a - 200, b + 200)
     for item in (plot.curves[3].a, plot.curves[3].b, w.mem_plot.curves[3].a):
         for x0, _, x1, _ in drawn_segments(item.xData, item.yData):
