@@ -719,3 +719,56 @@ def test_testbed_omctl_uses_a_running_hub(testbed: Testbed, hubs: Hubs) -> None:
         probe.stop()
         os.kill(pid, signal.SIGTERM)
         assert wait_for(lambda: not pid_alive(pid), 15)
+
+
+def test_testbed_migration_started_in_one_app_shows_in_another(testbed: Testbed, hubs: Hubs) -> None:
+    """omprocs migrates a job through the hub (real CRIU, node 1 → 2); ommigmon, another app on the
+    same hub, sees every progress step of it. Both are HubClusters (the GUI apps do not open
+    their cluster through open_cluster yet)."""
+    from omview.core import criu as criu_mod
+
+    criu = criu_mod.find_criu()
+    st = criu_mod.probe(criu, features=False)
+    if not st.ready or criu is None:
+        pytest.skip(f"no working criu here: {st.reason}")
+    config = load_cluster(str(testbed.cluster_file))
+    for n in config.nodes:
+        n.criu = criu
+    omprocs = HubCluster(config, client="omprocs").start()
+    hubs.note(omprocs.hub_pid)
+    ommigmon = HubCluster(config, autostart=False, client="ommigmon").start()
+    marker = f"omhubjob{time.monotonic_ns()}"
+    seen: list[dict[str, Any]] = []
+    ommigmon.subscribe(lambda ev: seen.append(dict(ev.data)) if ev.kind == "migration" else None)
+    try:
+        assert ommigmon.wait_until(lambda: all(n.up for n in ommigmon.nodes()), 30), [
+            n.reason for n in ommigmon.nodes()]
+        try:
+            job = omprocs.run_job(1, [sys.executable, "-c", "import time\nwhile True:\n    time.sleep(0.2)\n", marker])
+        except AgentError as exc:
+            if "unknown op" not in str(exc):
+                raise
+            pytest.skip(f"the node agent has no jobs/migration yet ({exc})")
+        assert omprocs.wait_until(lambda: omprocs.process(1, job["pid"]) is not None, 20)
+        steps: list[Any] = []
+        r = omprocs.migrate(1, job["pid"], 2, progress=steps.append)
+        assert r.ok, r
+        # the asking app had every step before its answer (events and replies share one ordered stream)
+        own = [p.phase for p in steps if p.mid == r.mid]
+        assert own and own[0] == "preflight" and own[-1] == "done" and "restore" in own, own
+        # the other app gets the same steps (events are batched: poll)
+        assert wait_for(lambda: [d["phase"] for d in seen if d.get("mid") == r.mid] == own, 10), (seen, own)
+        assert ommigmon.wait_until(lambda: (p := ommigmon.process(2, r.new_pid or 0)) is not None
+                                   and (p.home, p.where, p.nmigs) == (1, 2, 1), 20)
+        assert ommigmon.wait_until(lambda: ommigmon.process(1, job["pid"]) is None, 20)
+    finally:
+        ommigmon.stop()
+        omprocs.stop()
+        for _ in range(3):  # every copy of the job, on any node (a PID-namespace init ignores TERM)
+            for p in psutil.process_iter(["cmdline"]):
+                try:
+                    if marker in " ".join(p.info["cmdline"] or []) and p.pid != os.getpid():
+                        p.kill()
+                except psutil.Error:
+                    pass
+            time.sleep(0.1)
