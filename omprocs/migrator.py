@@ -232,6 +232,7 @@ class MigratorWindow(QDialog):
         self.last_result: Any = None
         self.last_message = ""
         self.awaiting = False
+        self._left: set[ProcKey] = set()  # keys this window migrated the process away from
         self.problem = actions.migration_problem(cluster)
         self.setWindowTitle(f"omprocs migrator — node {key[0]}, PID {key[1]}")
         self.setMinimumSize(560, 520)
@@ -409,7 +410,7 @@ class MigratorWindow(QDialog):
         r = self.model.get(self.key)
         if r is None and not self.busy and self.row is not None and self.row.p.job:
             # moved by someone else (omctl, the balancer, another window): a job keeps its id
-            moved = self.model.find_job(self.row.p.job)
+            moved = self.model.find_job(self.row.p.job, skip=self._left)
             if moved is not None and moved.key != self.key:
                 old, self.key = self.key, moved.key
                 r = moved
@@ -580,6 +581,7 @@ class MigratorWindow(QDialog):
         text = actions.migration_text(res)
         if res.ok and res.new_pid:
             new = (int(res.target), int(res.new_pid), int(res.new_start or 0))
+            self._left.add(old)  # its stopped source copy lingers until the node's next sample
             self.key = new
             self.awaiting = res.new_start is None
             self.migrated.emit(old, new)

@@ -454,11 +454,11 @@ class ProcTableModel(QAbstractTableModel):
     def rows(self) -> list[ProcRow]:
         return self._rows
 
-    def find_job(self, job: str) -> ProcRow | None:
+    def find_job(self, job: str, skip: set[ProcKey] | frozenset[ProcKey] = frozenset()) -> ProcRow | None:
         """The row of a suite job by its id (a job keeps its id when it migrates; its PID may not)."""
         if not job:
             return None
-        return next((r for r in self._rows if r.p.job == job), None)
+        return next((r for r in self._rows if r.p.job == job and r.key not in skip), None)
 
     def node_down(self, node: int) -> str | None:
         return self._down.get(node)

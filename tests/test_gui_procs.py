@@ -902,16 +902,15 @@ def start_job(c: Cluster, node: int, marker: str, testbed: Any = None) -> tuple[
 STARTED: list[Any] = []
 
 
-def row_in_box(qtbot, w: ProcBoxWindow, marker: str, timeout: int = 20000):  # type: ignore[no-untyped-def]
-    found: list[Any] = []
+def row_in_box(qtbot, w: ProcBoxWindow, key: tuple[int, int, int], timeout: int = 20000):  # type: ignore[no-untyped-def]
+    """The box's row of this process, once the node's samples have brought it."""
 
     def look() -> bool:
         w.bridge.flush()
-        found[:] = [r for r in w.model.rows() if marker in r.p.cmd and "nsenter" not in r.p.cmd]
-        return len(found) == 1
+        return w.model.get(key) is not None
 
     qtbot.waitUntil(look, timeout=timeout)
-    return found[0]
+    return w.model.get(key)
 
 
 def omctl_ps(testbed) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
@@ -924,8 +923,8 @@ def omctl_ps(testbed) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
 def test_testbed_job_appears_with_its_node_and_home(qtbot, tb_box: ProcBoxWindow, tb_cluster,  # type: ignore[no-untyped-def]
                                                     testbed, job_marker) -> None:
     key = start_job(tb_cluster, 1, job_marker, testbed)
-    r = row_in_box(qtbot, tb_box, job_marker)
-    assert r.key == key
+    r = row_in_box(qtbot, tb_box, key)
+    assert r.key == key and job_marker in r.p.cmd
     row = tb_box.model.row_of(key)
     assert row is not None
     assert tb_box.model.index(row, COL_NODE).data() == "0"  # on its home node
@@ -937,7 +936,7 @@ def test_testbed_stop_cont_renice_kill_hit_the_right_process(qtbot, tb_box: Proc
                                                              testbed, job_marker, monkeypatch) -> None:
     key = start_job(tb_cluster, 2, job_marker + "a", testbed)
     other = start_job(tb_cluster, 2, job_marker + "b", testbed)
-    row_in_box(qtbot, tb_box, job_marker + "b")
+    row_in_box(qtbot, tb_box, other)
     m = tb_box.open_migrator(key)
     assert m is not None
 
@@ -967,7 +966,7 @@ def test_testbed_stop_cont_renice_kill_hit_the_right_process(qtbot, tb_box: Proc
 
 def test_testbed_reused_pid_is_refused(qtbot, tb_box: ProcBoxWindow, tb_cluster, testbed, job_marker) -> None:  # type: ignore[no-untyped-def]
     node, pid, start = start_job(tb_cluster, 3, job_marker, testbed)
-    row_in_box(qtbot, tb_box, job_marker)
+    row_in_box(qtbot, tb_box, (node, pid, start))
     # the same PID with another start time: what a box still showing an ended process would send
     stale = (node, pid, start - 1)
     with pytest.raises(AgentError) as err:
@@ -991,7 +990,7 @@ def test_testbed_migration_buttons_follow_what_the_agents_can_do(qtbot, tb_box: 
     """Until the agents have the migration ops, migration is disabled with the reason, not tried."""
     qtbot.waitUntil(lambda: not tb_box._probing, timeout=20000)
     key = start_job(tb_cluster, 1, job_marker, testbed)
-    row_in_box(qtbot, tb_box, job_marker)
+    row_in_box(qtbot, tb_box, key)
     tb_box.view.selectRow(tb_box.proxy.mapFromSource(tb_box.model.index(tb_box.model.row_of(key), 0)).row())
     m = tb_box.open_migrator(key)
     assert m is not None
@@ -1015,19 +1014,22 @@ def test_testbed_migrate_from_the_migrator_and_home_again(qtbot, tb_box: ProcBox
     if not getattr(tb_cluster, "criu_ready", False):
         pytest.skip(f"no working criu here: {getattr(tb_cluster, 'criu_reason', '')}")
     key = start_job(tb_cluster, 1, job_marker)
-    row_in_box(qtbot, tb_box, job_marker)
+    row_in_box(qtbot, tb_box, key)
     m = tb_box.open_migrator(key)
     assert m is not None and not m.is_green
     # double-click node 2 in the node list
     proxy = m.node_view.model()
     r2 = next(r for r in range(proxy.rowCount()) if proxy.index(r, N_ID).data(NODE_ROLE) == 2)
     rect = m.node_view.visualRect(proxy.index(r2, 1))
+    QTest.mouseClick(m.node_view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     QTest.mouseDClick(m.node_view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    assert m.busy and m.progress_box.isVisibleTo(m)
-    qtbot.waitUntil(lambda: not m.busy, timeout=120000)
+    assert m.busy and m.progress_box.isVisibleTo(m), m.last_message
+    phases: list[str] = []
+    m.phase.linkHovered.connect(lambda *_: None)
+    qtbot.waitUntil(lambda: (phases.append(m.phase.text()), not m.busy)[1], timeout=120000)
     res = m.last_result
-    assert res is not None and res.ok, m.last_message
-    assert m.key[0] == 2
+    assert res is not None and res.ok, (m.last_message, res)
+    assert m.key[0] == 2, (res, m.last_message)
     qtbot.waitUntil(lambda: tb_box.model.get(m.key) is not None, timeout=20000)
     row = tb_box.model.row_of(m.key)
     assert tb_box.model.index(row, COL_NODE).data() == "2"  # runs on node 2 …
@@ -1062,7 +1064,7 @@ def test_testbed_refusal_shows_the_preflight_reason(qtbot, tb_box: ProcBoxWindow
         pytest.skip("jobs are not available in this build")
     r = run(1, [sys.executable, "-c", SLEEPER, job_marker], "nomig")
     key = (1, int(r["pid"]), int(r["start"]))
-    row_in_box(qtbot, tb_box, job_marker)
+    row_in_box(qtbot, tb_box, key)
     m = tb_box.open_migrator(key)
     assert m is not None
     m.btn_best.click()
@@ -1074,8 +1076,7 @@ def test_testbed_refusal_shows_the_preflight_reason(qtbot, tb_box: ProcBoxWindow
 
 
 def test_screenshot_testbed_box(qtbot, tb_box: ProcBoxWindow, tb_cluster, testbed, job_marker) -> None:  # type: ignore[no-untyped-def]
-    start_job(tb_cluster, 2, job_marker, testbed)
-    row_in_box(qtbot, tb_box, job_marker)
+    row_in_box(qtbot, tb_box, start_job(tb_cluster, 2, job_marker, testbed))
     tb_box.filter_text.setText("omprocsjob")
     qtbot.waitUntil(lambda: tb_box.proxy.text == "omprocsjob", timeout=3000)
     tb_box.view.selectRow(0)
