@@ -319,6 +319,51 @@ class MigScene(QGraphicsScene):
             self._update_more(node)
         return changed
 
+    def sync_keys(self, node: int, keys: list[tuple[int, int]], rows: list[ProcInfo | None]) -> bool:
+        """Only these (pid, start) keys of one node changed; `rows` are their current rows (None =
+        gone). What a 1 Hz sample usually brings: a few keys, not the node's whole table."""
+        circle = self.circles.get(node)
+        if circle is None:
+            return False
+        table = self._rows.setdefault(node, {})
+        departed = self.departed
+        main = node == self.main_id
+        added: list[tuple[ProcKey, ProcInfo]] = []
+        changed = False
+        for (pid, start), p in zip(keys, rows, strict=True):
+            key = (node, pid, start)
+            if p is None or not (main or (p.home and p.home != node)):
+                if key in table or key in departed:
+                    changed = True
+                    departed.discard(key)
+                    table.pop(key, None)
+                    circle.overflow.discard(key)
+                    if key in self.items_by_key:
+                        self._drop_item(key)
+                continue
+            if key in departed or table.get(key) is p:
+                continue
+            table[key] = p
+            changed = True
+            item = self.items_by_key.get(key)
+            if item is not None:
+                was_guest = item.guest
+                item.update_proc(p)
+                if item.guest != was_guest:
+                    self._update_line(item)
+            elif key not in circle.overflow:
+                added.append((key, p))
+        added.sort(key=lambda kp: kp[0][1])
+        for key, p in added:
+            self._add_item(key, p)
+        while circle.overflow and len(circle.slots.of) < circle.slots.capacity:
+            key = min(circle.overflow, key=lambda k: k[1])
+            circle.overflow.discard(key)
+            self._add_item(key, table[key])
+        if changed:
+            self._update_more(node)
+        return changed
+
     def _add_item(self, key: ProcKey, p: ProcInfo) -> None:
         node = key[0]
         circle = self.circles[node]

@@ -1,8 +1,9 @@
 """ommigmon's window: the scene, fed by the cluster's events, and what the mouse asks for.
 
-Nothing here blocks: node and process changes come through omview.gui.bridge (coalesced, queued
-to this thread); migration progress comes as the engine's Event(kind="migration") through a
-queued signal; every migration, signal and kill runs in omview.gui.workers.
+Nothing here blocks: node changes come through omview.gui.bridge and process changes, by key,
+through omprocs' ProcBridge (both coalesced, queued to this thread); migration progress comes as
+the engine's Event(kind="migration") through a queued signal; every migration, signal and kill
+runs in omview.gui.workers.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QMenu, QMessageBox
 from ommigmon.items import ProcKey
 from ommigmon.scene import MigScene, MigView
 from omprocs import actions
+from omprocs.procbridge import ProcBridge
 from omview.core.session import Event
 from omview.gui.bridge import ClusterBridge
 from omview.gui.workers import Workers
 
+BATCH_MS = 250
 MENU_ACTIONS = (
     ("home", "Send &home", "migrate it back to its home node"),
     ("best", "Migrate to the &best node", "the node the engine judges best (lowest load per capacity)"),
@@ -47,7 +50,7 @@ class MigmonWindow(QMainWindow):
         self.last_message = ""
         #: asked before a kill; tests replace it
         self.confirm: Callable[[str, str], bool] = self._ask
-        self._procbox: Any = None  # (ProcTableModel, ProcBridge) made when a migrator is first opened
+        self._procbox: Any = None  # (ProcTableModel,) made when a migrator window is first opened
         self.migrators: dict[ProcKey, Any] = {}
         self.setWindowTitle("ommigmon — migration monitor")
         self.scene = MigScene(self)
@@ -64,10 +67,15 @@ class MigmonWindow(QMainWindow):
         self.scene.menuRequested.connect(self.show_menu)
         self.scene.penguinActivated.connect(self.set_main)
 
-        self.bridge = ClusterBridge(cluster, self)
+        # 250 ms batches: a square that appears a quarter second late is fine; migrations are
+        # followed from their own events (below), not from these batches
+        self.bridge = ClusterBridge(cluster, self, min_interval_ms=BATCH_MS)
         self.bridge.nodesChanged.connect(self._nodes_changed)
-        self.bridge.processesChanged.connect(self._procs_changed)
         self.bridge.linkChanged.connect(lambda nid, _up, _why: self._nodes_changed([nid]))
+        # process news by key (omprocs' bridge): a sample names the few rows that changed, so a
+        # node's whole table is read only when it was resent in full
+        self.procbridge = ProcBridge(cluster, self, min_interval_ms=BATCH_MS)
+        self.procbridge.procsChanged.connect(self._procs_batch)
         self._migration.connect(self._on_migration, Qt.ConnectionType.QueuedConnection)
         self._unsubscribe = cluster.subscribe(self._listen)
         self.rebuild()
@@ -166,13 +174,20 @@ class MigmonWindow(QMainWindow):
         if flips:
             self._update_counts()
 
-    def _procs_changed(self, ids: list[int]) -> None:
+    def _procs_batch(self, batch: dict[int, tuple[list[tuple[int, int]], bool]]) -> None:
+        full = [nid for nid, (_keys, whole) in batch.items() if whole]
+        keyed = {nid: keys for nid, (keys, whole) in batch.items() if not whole and keys}
+        self._procs_changed(full, keyed)
+
+    def _procs_changed(self, ids: list[int], keyed: dict[int, list[tuple[int, int]]] | None = None) -> None:
         before = self.scene.layout_rect()
         had = self.scene.circles.get(self.main_id)
         rings = had.outer_radius() if had else 0.0
         changed = False
         for nid in ids:
             changed |= self.scene.sync_node(nid, [p for _, p in self.cluster.processes(nid)])
+        for nid, keys in (keyed or {}).items():
+            changed |= self.scene.sync_keys(nid, keys, self.cluster.process_rows(nid, keys))
         if had is not None and had.outer_radius() > rings + 1 and self.scene.outer_radius() > self.scene._radius:
             self.scene.relayout()  # the main circle grew a ring past the penguins
         if self.scene.layout_rect() != before and not self.view.user_zoomed:
@@ -316,15 +331,13 @@ class MigmonWindow(QMainWindow):
     # ------------------------------------------------------------ omprocs' migrator window
     def open_migrator(self, key: ProcKey) -> Any:
         from omprocs.migrator import MigratorWindow
-        from omprocs.procbridge import ProcBridge
         from omprocs.procmodel import ProcTableModel
 
         if self._procbox is None:
             model = ProcTableModel(self.cluster, self)
-            pb = ProcBridge(self.cluster, self)
-            pb.procsChanged.connect(model.apply_batch)
-            pb.linkChanged.connect(lambda nid, up, why: model.set_node_down(nid, not up, why))
-            self._procbox = (model, pb)
+            self.procbridge.procsChanged.connect(model.apply_batch)
+            self.procbridge.linkChanged.connect(lambda nid, up, why: model.set_node_down(nid, not up, why))
+            self._procbox = (model,)
         model = self._procbox[0]
         w = self.migrators.get(key)
         if w is None:
@@ -347,8 +360,7 @@ class MigmonWindow(QMainWindow):
                 cancel.set()  # the engine resumes the process where it was
         self._unsubscribe()
         self.bridge.close()
-        if self._procbox is not None:
-            self._procbox[1].close()
+        self.procbridge.close()
         self.scene.frame.stop()
         self.workers.shutdown(3000)
         super().closeEvent(event)
