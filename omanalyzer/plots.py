@@ -103,7 +103,7 @@ class Part:
 
     @property
     def opts(self) -> dict[str, Any]:
-        return self.item.opts  # type: ignore[no-any-return]
+        return self.item.opts
 
 
 @dataclass

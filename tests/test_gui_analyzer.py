@@ -142,8 +142,8 @@ def above_length(x: np.ndarray, y: np.ndarray, level: float = HIGH_LOAD) -> floa
     return total
 
 
-def check_colours(x: np.ndarray, y: np.ndarray, low: tuple[np.ndarray, np.ndarray],
-                  high: tuple[np.ndarray, np.ndarray], offset: float = 0.0, clip: float = math.inf) -> None:
+def check_colours(x: np.ndarray, y: np.ndarray, low: tuple[Any, Any],
+                  high: tuple[Any, Any], offset: float = 0.0, clip: float = math.inf) -> None:
     """Red segments are exactly the parts above 75, black ones the rest, and together they are the line."""
     red = drawn_segments(high[0], None if high[1] is None else high[1] - offset)
     black = drawn_segments(low[0], None if low[1] is None else low[1] - offset)
@@ -228,7 +228,7 @@ def test_load_overview_one_curve_per_node_red_exactly_above_75(qtbot, light, syn
         x, y = s.line("load")
         check_colours(x, y, (nc.a.xData, nc.a.yData), (nc.b.xData, nc.b.yData), nc.offset, clip=np.inf)
     # the truth: node 1's red starts between the last sample at or below 75 and the first above it
-    red = drawn_segments(plot.curves[1].b.xData, plot.curves[1].b.yData - plot.curves[1].offset)
+    red = drawn_segments(plot.curves[1].b.xData, plot.curves[1].b.yData - plot.curves[1].offset)  # type: ignore[operator, arg-type]
     assert red, "node 1's burst is drawn red"
     first = min(seg[0] for seg in red if seg[0] >= t_burst - 300)
     assert syn.t[above[0] - 1] <= first <= syn.t[above[0]]
