@@ -87,10 +87,11 @@ def static_placement(quotas: list[float]) -> list[int]:
     return [i + 1 for i, n in enumerate(counts) for _ in range(n)]
 
 
-def run_case(c: Cluster, outer: int, nodes: list[int], balance: bool, timeout: float) -> tuple[float, int, int]:
-    """Start the jobs on `nodes`; returns (makespan, moves done, most moves of one job)."""
+def run_case(c: Cluster, outer: int, nodes: list[int], balance: bool, timeout: float,
+             parallel: int = 3) -> tuple[float, int, int, float]:
+    """Start the jobs on `nodes`; returns (makespan, moves done, most moves of one job, mean move seconds)."""
     marker = f"ombench{time.monotonic_ns()}"
-    b = bal.Balancer(c, bal.Policy(min_seen=1.0, hold=10.0), interval=1.0) if balance else None
+    b = bal.Balancer(c, bal.Policy(min_seen=1.0, hold=10.0, parallel=parallel), interval=1.0) if balance else None
     t0 = time.monotonic()
     try:
         for n in nodes:
@@ -109,7 +110,8 @@ def run_case(c: Cluster, outer: int, nodes: list[int], balance: bool, timeout: f
         for pid in copies(marker):
             os.kill(pid, signal.SIGKILL)
     moves = bal.moves_per_process(b.outcomes) if b is not None else {}
-    return makespan, sum(moves.values()), max(moves.values(), default=0)
+    took = [o.seconds for o in b.outcomes if o.ok] if b is not None else []
+    return makespan, sum(moves.values()), max(moves.values(), default=0), sum(took) / max(len(took), 1)
 
 
 def main() -> int:
@@ -117,6 +119,8 @@ def main() -> int:
     ap.add_argument("--work", type=float, default=8.0, help="CPU seconds per job (default 8)")
     ap.add_argument("--share", type=float, default=1.6, help="CPUs of this machine the 4 nodes get together")
     ap.add_argument("--no-static", action="store_true", help="skip the static-placement reference runs")
+    ap.add_argument("--parallel", type=int, default=3, help="moves at once (Policy.parallel, default 3)")
+    ap.add_argument("--only", choices=["equal", "speeds"], help="run one case only")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/balance.py needs root (the testbed)", file=sys.stderr)
@@ -128,6 +132,8 @@ def main() -> int:
     print(f"one job: awk outer loop {outer} = {work:.2f} CPU s (calibrated on this machine); {JOBS} jobs on node 1")
     cases = [("4 equal nodes", [1, 1, 1, 1]), ("speeds 1:1:2:4", [1, 1, 2, 4])]
     rows = []
+    if args.only:
+        cases = [cases[0] if args.only == "equal" else cases[1]]
     for title, weights in cases:
         quotas = [round(args.share * w / sum(weights), 3) for w in weights]
         ideal = JOBS * work / sum(quotas)
@@ -135,15 +141,16 @@ def main() -> int:
         try:
             c = open_cluster(tb)
             try:
-                span, moves, most = run_case(c, outer, [1] * JOBS, True, 20 * ideal)
+                span, moves, most, took = run_case(c, outer, [1] * JOBS, True, 20 * ideal, args.parallel)
                 static = None if args.no_static else run_case(c, outer, static_placement(quotas), False, 20 * ideal)[0]
             finally:
                 c.stop()
         finally:
             tbmod.down(NAME)
         rows.append((title, quotas, ideal, span, moves, most, static))
+        load = os.getloadavg()[0]
         print(f"{title}: quotas {quotas} CPUs, ideal {ideal:.1f} s, makespan {span:.1f} s = {span / ideal:.2f}x ideal"
-              f" ({moves} moves, at most {most} per job)"
+              f" ({moves} moves of {took:.1f} s on average, at most {most} per job; host load {load:.1f})"
               + ("" if static is None else f"; static best placement {static:.1f} s = {static / ideal:.2f}x ideal,"
                                            f" balancer / static = {span / static:.2f}"), flush=True)
     goal = all(r[3] / r[2] <= 1.25 for r in rows)

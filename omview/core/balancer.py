@@ -36,6 +36,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -134,6 +135,7 @@ class Policy:
     horizon_min: float = 20.0  # a process is expected to run at least this long still...
     horizon_max: float = 600.0  # ...and as long as it has run, up to this
     max_moves: int = 8  # per round
+    parallel: int = 3  # moves of a round done at once: one target node each, the rest wait their turn
 
 
 @dataclass
@@ -536,6 +538,7 @@ class MoveOutcome:
     new_pid: int | None = None
     mid: str = ""
     skipped: bool = False  # not attempted (a node went down during the round, or stop)
+    seconds: float = 0.0  # how long the move took
 
 
 @dataclass
@@ -612,8 +615,7 @@ class Balancer:
             p = self.plan()
             rnd = Round(p)
             if not self.dry_run:
-                for mv in p.moves:
-                    rnd.outcomes.append(self._do(mv))
+                rnd.outcomes = self._do_all(p.moves)
                 self._settle(rnd)
             self.rounds += 1
             self.last_round = rnd
@@ -623,6 +625,30 @@ class Balancer:
             except Exception:
                 log.exception("balancer: on_round failed")
         return rnd
+
+    def _do_all(self, moves: Iterable[Move]) -> list[MoveOutcome]:
+        """The round's moves, in plan order: the moves to one target one after the other, up to
+        `policy.parallel` targets at once (a move's cost is mostly waiting for CRIU and the link)."""
+        moves = list(moves)
+        by_target: dict[int, list[int]] = {}
+        for i, mv in enumerate(moves):
+            by_target.setdefault(mv.target, []).append(i)
+        out: list[MoveOutcome | None] = [None] * len(moves)
+
+        def lane(indexes: list[int]) -> None:
+            for i in indexes:
+                out[i] = self._do(moves[i])
+
+        lanes = list(by_target.values())
+        if self.policy.parallel <= 1 or len(lanes) <= 1:
+            for ln in lanes:
+                lane(ln)
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.policy.parallel, len(lanes)),
+                                    thread_name_prefix="omview-balance-move") as pool:
+                for f in [pool.submit(lane, ln) for ln in lanes]:
+                    f.result()
+        return [o for o in out if o is not None]
 
     def _do(self, mv: Move) -> MoveOutcome:
         if self._stop.is_set():
@@ -640,6 +666,7 @@ class Balancer:
             emit(Event("balance", mv.node, message="move", data={
                 "pid": mv.pid, "start": mv.start, "src": mv.node, "dst": mv.target, "reason": mv.reason,
                 "key": mv.key, "time": self.clock()}))
+        t0 = time.monotonic()
         try:
             r = self.cluster.migrate(mv.node, mv.pid, mv.target, start=mv.start, automatic=True, **self.migrate_kw)
         except Exception as exc:  # an engine bug or a hub that went away: the journal settles it
@@ -651,6 +678,7 @@ class Balancer:
                 self._measure(r)
             elif getattr(r, "pending", False):
                 self.pending[str(r.mid)] = (mv.node, mv.target)
+        out.seconds = round(time.monotonic() - t0, 3)
         now = self.clock()
         if out.ok:
             self.history.last_move[mv.key] = now
