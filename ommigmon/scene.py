@@ -532,6 +532,8 @@ class MigScene(QGraphicsScene):
             self._update_line(item)
             return
         item.setPos(start)
+        if item.line is not None:
+            item.line.setLine(QLineF(self.centre(item.home), start))
         item.setZValue(Z_TOP)
         self.travels[item] = Travel(item, QPointF(start), QPointF(end), time.monotonic(), seconds)
         self._kick()
