@@ -195,8 +195,14 @@ class MigScene(QGraphicsScene):
 
     def update_node(self, st: NodeState) -> None:
         pg = self.penguins.get(st.id)
-        if pg is not None:
-            pg.update_state(st)
+        if pg is None:
+            return
+        was = pg.up
+        pg.update_state(st)
+        if was != st.up:  # a down node's squares are what it last reported: faded
+            for key, item in self.items_by_key.items():
+                if key[0] == st.id:
+                    item.setOpacity(1.0 if st.up else 0.35)
 
     def outer_radius(self) -> float:
         n_out = max(1, len(self.order) - 1)
@@ -371,6 +377,9 @@ class MigScene(QGraphicsScene):
             circle.overflow.add(key)
             return
         item = ProcItem(self, node, p)
+        pg = self.penguins.get(node)
+        if pg is not None and not pg.up:
+            item.setOpacity(0.35)
         self.items_by_key[key] = item
         self._by_pid[(node, p.pid)] = item
         self.addItem(item)

@@ -176,6 +176,8 @@ def test_main_circle_guests_lines_and_down_node(qtbot, light, sim3: SimSetup) ->
     sim3.farm.kill(3)
     qtbot.waitUntil(lambda: not sc.penguins[3].up, timeout=10000)
     assert "down" in sc.tooltip_at(sc.penguins[3].pos())
+    assert all(it.opacity() < 1 for k, it in sc.items_by_key.items() if k[0] == 3)  # faded: last known
+    assert all(it.opacity() == 1 for k, it in sc.items_by_key.items() if k[0] != 3)
     screenshot(w, "migmon_node_down")
     # another main penguin: node 2 in the middle, its processes around it
     w.set_main(2)
