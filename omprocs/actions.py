@@ -196,7 +196,7 @@ class OutcomeModel(QAbstractTableModel):
             if col == 0:
                 return f"node {o.key[0]}, PID {o.key[1]}"
             if col == 1:
-                return self.commands.get(o.key, "")
+                return " ".join(self.commands.get(o.key, "").split())
             if col == 2:
                 return o.what
             return o.text
@@ -227,14 +227,17 @@ class ResultsDialog(QDialog):
         self.view.verticalHeader().setVisible(False)
         self.view.setAlternatingRowColors(True)
         self.view.setWordWrap(False)
-        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.view.horizontalHeader().setStretchLastSection(True)
+        h = self.view.horizontalHeader()
+        h.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        h.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)  # commands can be long:
+        self.view.setColumnWidth(1, 220)  # the tooltip has all of it
+        h.setStretchLastSection(True)
         self.view.setAccessibleName("Results per process")
         lay.addWidget(self.view, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
-        self.resize(760, min(520, 120 + 26 * len(model.outcomes)))
+        self.resize(860, min(520, 120 + 26 * len(model.outcomes)))
 
 
 # ---------------------------------------------------------------- batches

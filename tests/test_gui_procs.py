@@ -1055,6 +1055,49 @@ def test_testbed_migrate_from_the_migrator_and_home_again(qtbot, tb_box: ProcBox
     m.close()
 
 
+def test_testbed_migrate_several_then_goto_home_from_the_remote_window(  # type: ignore[no-untyped-def]
+        qtbot, tb_box: ProcBoxWindow, tb_cluster, testbed, job_marker) -> None:
+    qtbot.waitUntil(lambda: not tb_box._probing, timeout=20000)
+    if actions.migration_problem(tb_cluster):
+        pytest.skip(actions.migration_problem(tb_cluster) or "")
+    keys = [start_job(tb_cluster, 1, job_marker + s) for s in "ab"]
+    for k in keys:
+        row_in_box(qtbot, tb_box, k)
+    # select both in the box, migrate them to node 3: one result line each
+    from PySide6.QtCore import QItemSelectionModel
+
+    sm = tb_box.view.selectionModel()
+    for k in keys:
+        src = tb_box.model.index(tb_box.model.row_of(k), 0)  # type: ignore[arg-type]
+        sm.select(tb_box.proxy.mapFromSource(src),
+                  QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+    assert sorted(tb_box.selected_keys()) == sorted(keys)
+    with qtbot.waitSignal(tb_box.runner.finished, timeout=240000) as sig:
+        tb_box.migrate(tb_box.selected_keys(), 3)
+    assert [o.ok for o in sig.args[1]] == [True, True], [o.text for o in sig.args[1]]
+    assert all("migrated to node 3" in o.text for o in sig.args[1])
+    if tb_box.runner.last_dialog is not None:
+        screenshot(tb_box.runner.last_dialog, "procs_results_testbed")
+        tb_box.runner.last_dialog.close()
+    ps = [p for p in omctl_ps(testbed) if job_marker in p["cmd"]]
+    assert sorted((p["node"], p["home"]) for p in ps) == [(3, 1), (3, 1)]
+    # the remote-procs window of node 3 lists both guests; "goto home node" brings them back
+    r = tb_box.open_remote()
+    r.node_box.setCurrentIndex(r.node_box.findData(3))
+    qtbot.waitUntil(lambda: (tb_box.bridge.flush(), r.proxy.rowCount() == 2)[1], timeout=20000)
+    screenshot(r, "procs_remote_testbed")
+    r.view.selectAll()
+    with qtbot.waitSignal(tb_box.runner.finished, timeout=240000) as sig:
+        r.btn_home.click()
+    assert [o.ok for o in sig.args[1]] == [True, True], [o.text for o in sig.args[1]]
+    ps = [p for p in omctl_ps(testbed) if job_marker in p["cmd"]]
+    assert sorted(p["node"] for p in ps) == [1, 1]
+    qtbot.waitUntil(lambda: (tb_box.bridge.flush(), r.proxy.rowCount() == 0)[1], timeout=20000)
+    if tb_box.runner.last_dialog is not None:
+        tb_box.runner.last_dialog.close()
+    r.close()
+
+
 def test_testbed_refusal_shows_the_preflight_reason(qtbot, tb_box: ProcBoxWindow, tb_cluster, job_marker) -> None:  # type: ignore[no-untyped-def]
     qtbot.waitUntil(lambda: not tb_box._probing, timeout=20000)
     if actions.migration_problem(tb_cluster):
