@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 
 from omanalyzer.common import HistoryInfo, HistoryWindowBase, plot_colors
 from omanalyzer.data import MIGRATION_OK, fmt_bytes, fmt_duration, fmt_time
+from omanalyzer.plots import TimeAxis
 from omview.core.history import HistoryReader, MigrationRecord, ProcLife, ProcRecord
 
 WINDOW = 12 * 3600.0
@@ -299,8 +300,8 @@ class HistoryWindow(HistoryWindowBase):
         dl.addWidget(self.proc_label)
         dsplit = QSplitter(Qt.Orientation.Horizontal)
         self.life_plot = pg.GraphicsLayoutWidget()
-        self.cpu_plot = self.life_plot.addPlot(row=0, col=0, axisItems={"bottom": pg.DateAxisItem()})
-        self.mem_plot = self.life_plot.addPlot(row=1, col=0, axisItems={"bottom": pg.DateAxisItem()})
+        self.cpu_plot = self.life_plot.addPlot(row=0, col=0, axisItems={"bottom": TimeAxis(orientation="bottom")})
+        self.mem_plot = self.life_plot.addPlot(row=1, col=0, axisItems={"bottom": TimeAxis(orientation="bottom")})
         self.mem_plot.setXLink(self.cpu_plot)
         self.cpu_plot.setLabel("left", "CPU %")
         self.mem_plot.setLabel("left", "RSS MiB")

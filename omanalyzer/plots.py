@@ -13,6 +13,7 @@ view and downsample (a no-op with one bucket per pixel, a safety net otherwise).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,19 @@ def _corners(y: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~(same_prev & same_next))
 
 
+class TimeAxis(pg.DateAxisItem):
+    """pyqtgraph's date axis, but ticks less than a minute apart read 10:51:07, not "07.000"."""
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802
+        if spacing < 60:
+            fmt = "%H:%M:%S"
+            out = [time.strftime(fmt, time.localtime(v)) for v in values]
+            if spacing < 1:
+                out = [f"{o}.{int(round((v % 1) * 1000)):03d}" for o, v in zip(out, values, strict=True)]
+            return out
+        return super().tickStrings(values, scale, spacing)
+
+
 class XZoomViewBox(pg.ViewBox):
     """The wheel zooms time only (bands keep their height); dragging pans both ways."""
 
@@ -123,7 +137,7 @@ class BandPlot(pg.PlotWidget):
 
     def __init__(self, kind: str, parent: QWidget | None = None) -> None:
         self.vb = XZoomViewBox()
-        self.date_axis = pg.DateAxisItem(orientation="bottom")
+        self.date_axis = TimeAxis(orientation="bottom")
         super().__init__(parent, viewBox=self.vb, axisItems={"bottom": self.date_axis})
         self.kind = kind
         self.colors: PlotColors = plot_colors()
