@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export QT_QPA_PLATFORM=offscreen
-.venv/bin/python -m pytest -ra -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -ra -p no:cacheprovider --durations=20 "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "run-tests: pytest collected no tests" >&2
