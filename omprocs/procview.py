@@ -55,7 +55,7 @@ WIDTHS = {
     COL_CPU: 58,
     COL_MEMORY: 80,
     COL_MIGRATIONS: 52,
-    COL_STARTED: 74,
+    COL_STARTED: 100,
 }
 ROW_HEIGHT = 24
 PAD = 5
@@ -100,7 +100,8 @@ class _Colors:
 
 class ProcDelegate(QStyledItemDelegate):
     """Paints a cell from its row record. Reads as few QStyleOption attributes as it can: each
-    one is a copy made by the binding (option.font alone costs ~15 µs)."""
+    one is a copy made by the binding (option.font alone costs ~15 µs), and those a row shares
+    only for its first cell."""
 
     def __init__(self, view: ProcTableView) -> None:
         super().__init__(view)
@@ -108,6 +109,11 @@ class ProcDelegate(QStyledItemDelegate):
         self.model: ProcTableModel | None = None
         self.fm = view.fontMetrics()
         self._colors: _Colors | None = None
+        # per paint pass and row: cells of a row share the record, colours, icon (the view paints
+        # row by row); the pass number comes from the view's paintEvent
+        self._row_cache: tuple[Any, ...] | None = None
+        self._pass_colors: _Colors | None = None
+        self._current = (-1, -1)
 
     def colors(self, pal: QPalette) -> _Colors:
         c = self._colors
@@ -117,42 +123,47 @@ class ProcDelegate(QStyledItemDelegate):
         return c
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        model = self.model
-        proxy = index.model()
-        if model is None or not isinstance(proxy, QSortFilterProxyModel):
-            return
         vrow = index.row()
-        r = model.row(proxy.mapToSource(index).row())
-        col = index.column()
-        rect: QRect = option.rect
-        c = self.colors(option.palette)
-        state = option.state
-        selected = bool(state & _SELECTED)
-        if selected:
-            painter.fillRect(rect, c.highlight)
-        elif vrow & 1:
-            painter.fillRect(rect, c.alternate)
-        left = rect.left() + PAD
-        if col == COL_PID:
+        cache = self._row_cache
+        if cache is None or cache[0] != self.view.paint_pass or cache[1] != vrow:
+            # first cell of this row in this paint pass: what every cell of the row shares
+            model = self.model
+            proxy = index.model()
+            if model is None or not isinstance(proxy, QSortFilterProxyModel):
+                return
+            r = model.row(proxy.mapToSource(index).row())
+            c = self._pass_colors if cache is not None and cache[0] == self.view.paint_pass else None
+            if c is None:
+                c = self._pass_colors = self.colors(option.palette)
+                cur = self.view.currentIndex()
+                self._current = (cur.row(), cur.column()) if self.view.hasFocus() else (-1, -1)
+            selected = bool(option.state & _SELECTED)
+            if r.node in model._down:
+                pen = c.grey
+            else:
+                pen = c.htext if selected else c.text
+            back = c.highlight if selected else c.alternate if vrow & 1 else None
             icons = ICONS.get()
             icon = icons.migrated if r.migrated else icons.lock if r.cantmove else None
+            green = c.green if r.migrated and not selected and r.node not in model._down else pen
+            cache = self._row_cache = (self.view.paint_pass, vrow, r, back, pen, green, icon, c)
+        _pass, _vrow, r, back, pen, green, icon, c = cache
+        col = index.column()
+        rect: QRect = option.rect
+        if back is not None:
+            painter.fillRect(rect, back)
+        left = rect.left() + PAD
+        if col == COL_PID:
             if icon is not None:
                 icon.paint(painter, QRect(left - 1, rect.top() + (rect.height() - 16) // 2, 16, 16))
             left += 18
-        if r.node in model._down:
-            painter.setPen(c.grey)
-        elif selected:
-            painter.setPen(c.htext)
-        elif col == COL_NODE and r.migrated:
-            painter.setPen(c.green)
-        else:
-            painter.setPen(c.text)
+        painter.setPen(green if col == COL_NODE else pen)
         box = QRect(left, rect.top(), rect.right() - PAD - left + 1, rect.height())
         s = text(r, col)
         if col in _ELIDED:
             s = self.fm.elidedText(s, _ELIDE, box.width())
         painter.drawText(box, _RIGHT if col in _NUMERIC else _LEFT, s)
-        if state & _FOCUS:
+        if (vrow, col) == self._current:
             painter.setPen(c.focus)
             painter.drawRect(rect.adjusted(0, 0, -1, -1))
 
@@ -168,6 +179,7 @@ class ProcTableView(QTableView):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.paint_pass = 0
         self.delegate = ProcDelegate(self)
         self.setItemDelegate(self.delegate)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -184,6 +196,10 @@ class ProcTableView(QTableView):
         vh.setDefaultSectionSize(ROW_HEIGHT)
         self.setAccessibleName("Processes")
         self.doubleClicked.connect(self._activate)
+
+    def paintEvent(self, event: Any) -> None:
+        self.paint_pass += 1
+        super().paintEvent(event)
 
     def _source(self) -> ProcTableModel | None:
         model = self.model()
