@@ -485,6 +485,15 @@ class Sampler:
         self.fd_budget = (_raise_fd_limit() - 64) // 2
         probe = _read(proc + "/self/schedstat", 256) or b""
         self.use_sched = bool(probe.split()) and probe.split()[0] != b"0"
+        #: pid -> (start, fields): the job fields (home, where, nmigs, job, mode, lock, cantmove)
+        self.extra: dict[int, tuple[int, dict[str, Any]]] = {}
+        self.extra_dirty: set[int] = set()
+        self.criu_text = ""  # NodeSample.criu, set by the agent before each sample
+
+    def set_extra(self, table: dict[int, tuple[int, dict[str, Any]]]) -> None:
+        """New job fields; rows already sent get them as changes in the next sample."""
+        self.extra_dirty |= set(self.extra) | set(table)
+        self.extra = table
 
     # -- helpers
 
@@ -725,6 +734,9 @@ class Sampler:
                     new.append(dict(p.info))
                     p.sent = True
 
+        if want_procs and self.extra_dirty and not full:
+            self._extra_delta(changed)
+        self.extra_dirty = set()
         self.scans += 1
         self.last_mono = mono
         self.last_uptime_ticks = up_ticks
@@ -793,10 +805,33 @@ class Sampler:
             info.setdefault(key, value)
         if hpc:
             info.update(self._hpc_proc(p.pid))
+        extra = self.extra.get(p.pid)
+        if extra is not None and extra[0] == p.start:
+            info.update(extra[1])
         # the model's field order, for readable logs
         order = ("pid", "start", "ppid", "user", "nice", "state", "cpu", "rss", "started", "cmd",
                  "home", "where", "lock", "cantmove", "nmigs", "job", "mode")
         p.info = {k: info[k] for k in order}
+
+    def _extra_delta(self, changed: list[dict[str, Any]]) -> None:
+        """Job fields that changed on rows already sent (a job started, locked, migrated)."""
+        plain = {"home": 0, "where": 0, "lock": False, "cantmove": "", "nmigs": 0, "job": "", "mode": ""}
+        for pid in self.extra_dirty:
+            p = self.table.get(pid)
+            if p is None or not p.sent:
+                continue
+            extra = self.extra.get(pid)
+            want = extra[1] if extra is not None and extra[0] == p.start else plain
+            ch = {k: v for k, v in want.items() if p.info.get(k) != v}
+            if not ch:
+                continue
+            p.info.update(ch)
+            mine = next((c for c in changed if c["pid"] == pid and c["start"] == p.start), None)
+            if mine is not None:
+                mine.update(ch)
+            else:
+                ch.update(pid=pid, start=p.start)
+                changed.append(ch)
 
     def _delta(self, p: _Proc, cpu: float, ch: dict[str, Any], changed: list[dict[str, Any]]) -> None:
         """Append the fields that changed enough since they were last sent (ch: already changed)."""
@@ -858,7 +893,7 @@ class Sampler:
             "time": time.time(), "hostname": socket.gethostname(), "cpus": cpus, "speed": speed,
             "load": round(load, 1), "runq": round(self.runq, 3), "util": round(util, 1),
             "mem_total": total, "mem_used": used, "mem_available": available,
-            "uptime": round(uptime, 2), "nprocs": nprocs, "backend": self.backend, "criu": "",
+            "uptime": round(uptime, 2), "nprocs": nprocs, "backend": self.backend, "criu": self.criu_text,
             "admin": dict(admin),
         }
         if self.hpc_root is not None:
@@ -932,10 +967,1212 @@ _psutil: Any = None
 
 
 # ---------------------------------------------------------------------------------------------
+# jobs and migration (CRIU)
+#
+# A job is started as the init of its own PID namespace and as a session leader
+# (`unshare --pid --fork setsid CMD`), so CRIU can restore it on any node without PID clashes.
+# Its record (STATE_DIR/jobs/<id>/job.json, folder 0700, next to its stdout/stderr files) keeps
+# home node, mode, nmigs and where. A migration writes a journal on the source
+# (STATE_DIR/migrations/<mid>.src.json) and a record on the target (<mid>.dst.json), so that a
+# workstation that lost either node in the middle can resolve it later: the process runs on
+# exactly one node. Images live in STATE_DIR/images/<mid>/ on both sides.
+
+JOB_MODES = ("nomig", "cpujob", "iojob", "nodecay", "slowdecay", "fastdecay")
+PR_SET_CHILD_SUBREAPER = 36
+#: Source journal states; "committed" and "aborted" are final.
+MIG_FINAL = ("committed", "aborted")
+#: Ops whose work runs in a thread, replying when done (a dump or restore may take seconds).
+_MIG_CRIU_FEATURES = ("mem_dirty_track", "uffd", "uffd-noncoop")
+_HARMLESS = ("Can't setup RLIMIT_NOFILE for self",)
+#: Run as `python3 -c RESTORE_HELPER criu restore ...`: a child subreaper, so tasks a killed or
+#: failed `criu restore` leaves behind are re-parented here and killed, never left half-restored.
+RESTORE_HELPER = (
+    "import ctypes,os,subprocess,sys,time\n"
+    "ctypes.CDLL(None,use_errno=True).prctl(36,1,0,0,0)\n"
+    "rc=subprocess.call(sys.argv[1:])\n"
+    "if rc!=0:\n"
+    " me=os.getpid()\n"
+    " for _ in range(200):\n"
+    "  try:\n"
+    "   kids=open('/proc/%d/task/%d/children'%(me,me)).read().split()\n"
+    "  except OSError:\n"
+    "   kids=[]\n"
+    "  if not kids:\n"
+    "   break\n"
+    "  for k in kids:\n"
+    "   try:\n"
+    "    os.kill(int(k),9)\n"
+    "   except OSError:\n"
+    "    pass\n"
+    "  try:\n"
+    "   while os.waitpid(-1,os.WNOHANG)[0]:\n"
+    "    pass\n"
+    "  except ChildProcessError:\n"
+    "   pass\n"
+    "  time.sleep(0.05)\n"
+    "sys.exit(rc if rc>=0 else 128-rc)\n"
+)
+
+
+def criu_candidates(configured: str | None, env: dict[str, str] | None = None) -> list[str]:
+    """Where to look for criu, as omview.core.criu.candidates: configured, $OMVIEW_CRIU, the
+    provisioned wrapper in the cache, criu on PATH."""
+    import shutil
+
+    env = dict(os.environ) if env is None else env
+    out = [c for c in (configured, env.get("OMVIEW_CRIU")) if c]
+    cache = env.get("OMVIEW_CACHE_DIR") or os.path.join(
+        env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache"), "omview")
+    out.append(os.path.join(cache, "criu", "bin", "criu"))
+    found = shutil.which("criu", path=env.get("PATH"))
+    if found:
+        out.append(found)
+    return list(dict.fromkeys(out))
+
+
+def _run_text(argv: list[str], timeout: float = 30.0) -> tuple[int, str]:
+    import subprocess
+
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout, check=False)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+def criu_errors(text: str) -> list[str]:
+    """CRIU's error lines, the harmless RLIMIT_NOFILE one dropped."""
+    return [ln.strip() for ln in text.splitlines()
+            if "Error" in ln and not any(h in ln for h in _HARMLESS)]
+
+
+def criu_features(path: str) -> dict[str, bool]:
+    """The optional kernel features live migration would need (`criu check --feature NAME`)."""
+    out: dict[str, bool] = {}
+    for name in _MIG_CRIU_FEATURES:
+        try:
+            rc, text = _run_text([path, "check", "--feature", name], 15)
+            out[name] = rc == 0 and "is supported" in text
+        except Exception:
+            out[name] = False
+    return out
+
+
+def criu_probe(configured: str | None) -> dict[str, Any]:
+    """Which criu this node would use, its version and `criu check` verdict, or why none works.
+
+    A configured path that does not work is reported as such (never silently replaced by
+    another criu): the administrator asked for that one."""
+    st: dict[str, Any] = {"path": None, "version": "", "ready": False, "reason": "", "features": {}}
+    cands = [configured] if configured else criu_candidates(None)
+    path = next((c for c in cands if os.path.isfile(c) and os.access(c, os.X_OK)), None)
+    if path is None:
+        st["reason"] = (f"criu not found at the configured path {configured}" if configured else
+                        "criu not found on the node: install criu or set criu = PATH for the node")
+        return st
+    st["path"] = path
+    try:
+        rc, out = _run_text([path, "--version"], 15)
+    except Exception as exc:
+        st["reason"] = f"criu does not run: {path}: {exc}"
+        return st
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "version" and value.strip():
+            st["version"] = value.strip()
+            break
+    if rc != 0:
+        st["reason"] = f"criu does not run: {path} --version exited {rc}"
+        return st
+    if os.geteuid() != 0:
+        st["reason"] = "not root: CRIU needs root or CAP_CHECKPOINT_RESTORE"
+        return st
+    try:
+        rc, out = _run_text([path, "check"], 30)
+    except Exception as exc:
+        st["reason"] = f"criu check failed: {exc}"
+        return st
+    if not any(ln.strip().startswith("Looks good") for ln in out.splitlines()):
+        errs = criu_errors(out) or [ln.strip() for ln in out.splitlines() if ln.strip()] or ["no output"]
+        st["reason"] = f"criu check failed: {errs[-1]}"
+        return st
+    st["ready"] = True
+    return st
+
+
+def criu_text(st: dict[str, Any] | None) -> str:
+    """The NodeSample.criu text: "ready: criu 4.1.1" or "unavailable: <reason>" ("" = probing)."""
+    if not st:
+        return ""
+    if st.get("ready"):
+        return f"ready: criu {st.get('version') or '?'}"
+    return f"unavailable: {st.get('reason') or 'unknown'}"
+
+
+# -- pure command builders (tested without I/O)
+
+
+def job_argv(cmd: list[str]) -> list[str]:
+    """A job: init of its own PID namespace (no --mount-proc: CRIU then cannot dump /dev/null)
+    and its own session leader, so it restores anywhere without PID clashes."""
+    if not cmd or not all(isinstance(c, str) and c for c in cmd):
+        raise Fail("invalid", "cmd must be a non-empty list of non-empty strings")
+    return ["unshare", "--pid", "--fork", "setsid", *cmd]
+
+
+def criu_dump_argv(criu: str, pid: int, images: str, port: int | None = None) -> list[str]:
+    argv = [criu, "dump", "-t", str(pid), "-D", images, "-o", "dump.log", "-v2", "--leave-stopped",
+            "--manage-cgroups=ignore"]
+    if port is not None:
+        argv += ["--page-server", "--address", "127.0.0.1", "--port", str(port)]
+    return argv
+
+
+def criu_restore_argv(criu: str, images: str) -> list[str]:
+    return [criu, "restore", "-D", images, "-o", "restore.log", "-v2", "--restore-detached",
+            "--pidfile", os.path.join(images, "restore.pid"), "--manage-cgroups=ignore"]
+
+
+def criu_page_server_argv(criu: str, images: str, port: int, status_fd: int) -> list[str]:
+    return [criu, "page-server", "-D", images, "-o", "page-server.log", "-v2", "--address", "127.0.0.1",
+            "--port", str(port), "--status-fd", str(status_fd)]
+
+
+# -- process tree inspection
+
+
+def proc_children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        for k in (_read_text(f"/proc/{pid}/task/{tid}/children") or "").split():
+            out.append(int(k))
+    return out
+
+
+def proc_tree(pid: int) -> list[int]:
+    """pid and all its descendants, parents first."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        if p in out:
+            continue
+        out.append(p)
+        todo.extend(proc_children(p))
+    return out
+
+
+def _ppid(pid: int) -> int:
+    data = _read(f"/proc/{pid}/stat", 1024)
+    try:
+        return int(parse_stat(data or b"")[1][1])
+    except (ValueError, IndexError):
+        return 0
+
+
+def proc_state(pid: int) -> str:
+    data = _read(f"/proc/{pid}/stat", 1024)
+    try:
+        return parse_stat(data or b"")[1][0].decode()
+    except (ValueError, IndexError):
+        return ""
+
+
+def proc_ns_init(pid: int) -> bool:
+    """True when pid is the init (PID 1) of a PID namespace below ours: its PIDs cannot clash."""
+    try:
+        if os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid"):
+            return False
+    except OSError:
+        return False
+    for line in (_read_text(f"/proc/{pid}/status") or "").splitlines():
+        if line.startswith("NSpid:"):
+            ids = line.split()[1:]
+            return len(ids) > 1 and ids[-1] == "1"
+    return False
+
+
+def _socket_inodes(pid: int) -> dict[int, str]:
+    out: dict[int, str] = {}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out[int(link[8:-1])] = fd
+    return out
+
+
+def _hexaddr(text: str) -> str:
+    """/proc/net/tcp "0100007F:1F90" -> "127.0.0.1:8080" (IPv6 shown in hex)."""
+    addr, _, port = text.partition(":")
+    if len(addr) == 8:
+        ip = ".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
+    else:
+        ip = addr
+    return f"{ip}:{int(port, 16)}"
+
+
+def tcp_established(pids: list[int]) -> list[str]:
+    """Established TCP connections of these processes, as "local -> remote" (CRIU would need
+    --tcp-established and the same addresses on the target)."""
+    found: list[str] = []
+    for pid in pids:
+        inodes = _socket_inodes(pid)
+        if not inodes:
+            continue
+        for table in ("tcp", "tcp6"):
+            for line in (_read_text(f"/proc/{pid}/net/{table}") or "").splitlines()[1:]:
+                f = line.split()
+                if len(f) > 9 and f[3] == "01" and int(f[9]) in inodes:
+                    text = f"{_hexaddr(f[1])} -> {_hexaddr(f[2])}"
+                    if text not in found:
+                        found.append(text)
+    return found
+
+
+_SKIP_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+
+
+def open_files(pids: list[int]) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """(regular files open with their sizes (None: open for writing), mapped files and the
+    working folders, device mappings) of these processes.
+
+    CRIU reopens files by path on restore and checks the size of regular ones; mapped files
+    (program, libraries) must exist; device mappings other than the zero/null devices cannot be
+    moved at all."""
+    import stat as st_mod
+
+    files: dict[str, int | None] = {}
+    maps: list[str] = []
+    devices: list[str] = []
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            fds = []
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if not link.startswith("/") or link.endswith(" (deleted)") or link in _SKIP_FILES:
+                continue
+            try:
+                s = os.stat(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if st_mod.S_ISREG(s.st_mode):
+                # a file the process writes to grows while we look; its size is checked by CRIU
+                # at restore (the stopped process does not write); read-only ones must match now
+                writable = _fd_flags(pid, fd) & 3 != 0
+                if writable or files.get(link, 0) is None:
+                    files[link] = None
+                else:
+                    files[link] = s.st_size
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")  # CRIU restores the working folder by path too
+            if cwd.startswith("/") and not cwd.endswith(" (deleted)") and cwd not in maps:
+                maps.append(cwd)
+        except OSError:
+            pass
+        for line in (_read_text(f"/proc/{pid}/maps") or "").splitlines():
+            parts = line.split(None, 5)
+            if len(parts) < 6 or not parts[5].startswith("/"):
+                continue
+            path = parts[5]
+            if path.endswith(" (deleted)") or path in maps or path in _SKIP_FILES:
+                continue
+            if path.startswith("/dev/") and not path.startswith("/dev/shm/"):
+                if path not in devices:
+                    devices.append(path)
+                continue
+            maps.append(path)
+    return [{"path": p, "size": s} for p, s in sorted(files.items())], maps, devices
+
+
+def _fd_flags(pid: int, fd: str) -> int:
+    for line in (_read_text(f"/proc/{pid}/fdinfo/{fd}") or "").splitlines():
+        if line.startswith("flags:"):
+            try:
+                return int(line.split()[1], 8)
+            except (ValueError, IndexError):
+                return 0
+    return 0
+
+
+def tree_rss(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        data = _read(f"/proc/{pid}/stat", 1024)
+        try:
+            total += int(parse_stat(data or b"")[1][21]) * PAGE_SIZE
+        except (ValueError, IndexError):
+            pass
+    return total
+
+
+def _write_json(path: str, obj: dict[str, Any]) -> None:
+    """Atomic, fsync'd: journals must survive an agent or node crash."""
+    d = os.path.dirname(path)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".j.", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    data = _read(path, 1 << 20)
+    if not data:
+        return None
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _keep_log(images: str, name: str, mig_dir: str, mid: str) -> None:
+    """Keep a failed step's CRIU log beside the journal (the images folder is removed)."""
+    import shutil
+
+    try:
+        shutil.copyfile(os.path.join(images, name), os.path.join(mig_dir, f"{mid}.{name}"))
+    except OSError:
+        pass
+
+
+def _free_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+    finally:
+        s.close()
+
+
+def _mid_ok(mid: Any) -> str:
+    if not isinstance(mid, str) or not mid or len(mid) > 64 or not all(c.isalnum() or c in "-_." for c in mid) \
+            or mid.startswith("."):
+        raise Fail("invalid", "mid must be a short name of letters, digits, '-', '_' or '.'")
+    return mid
+
+
+class Later:
+    """Returned by an op whose work runs in a thread: the reply is sent when `fn()` returns."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+
+class JobsMixin:
+    """Agent ops for jobs and CRIU migration (see docs/protocol.md, "Jobs and migration")."""
+
+    # provided by Agent
+    lock: threading.Lock
+    state_dir: str | None
+    sampler: Any
+    send: Any
+
+    def _jobs_init(self) -> None:
+        if getattr(self, "_jobs_ready", False):
+            return
+        self._jobs_ready = True
+        self.node_id: int | None = None
+        self.criu_conf: str | None = None
+        self.criu_status: dict[str, Any] | None = None
+        self.criu_probed = threading.Event()
+        self.criu_featured = threading.Event()
+        self.jobs: dict[str, dict[str, Any]] = {}  # job id -> record, for jobs running on this node
+        self.children: list[Any] = []  # Popen objects to reap (unshare parents, page servers)
+        self.mig_procs: dict[str, Any] = {}  # mid -> running criu Popen (dump, page server)
+        self.restoring: set[str] = set()  # mids whose restore runs in this agent
+        self.job_cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        self.jobs_loaded = 0.0
+
+    # -- paths
+
+    def _sdir(self) -> str:
+        return self.state_dir or default_state_dir()
+
+    def _jobs_dir(self) -> str:
+        return os.path.join(self._sdir(), "jobs")
+
+    def _mig_dir(self) -> str:
+        return os.path.join(self._sdir(), "migrations")
+
+    def _img_dir(self, mid: str) -> str:
+        return os.path.join(self._sdir(), "images", mid)
+
+    # -- start-up: criu probe, job table
+
+    def jobs_start(self, args: dict[str, Any]) -> None:
+        self._jobs_init()
+        criu = args.get("criu")
+        if criu is not None and not isinstance(criu, str):
+            raise Fail("invalid", "criu must be a path")
+        self.node_id = args.get("node_id")
+        if criu != self.criu_conf or self.criu_status is None:
+            self.criu_conf = criu or None
+            self.criu_status = None
+            self.criu_probed.clear()
+            self.criu_featured.clear()
+            threading.Thread(target=self._probe_criu, name="omview-criu-probe", daemon=True).start()
+        self._load_jobs()
+
+    def _probe_criu(self) -> None:
+        """Readiness first (migrations wait for it), the optional features after."""
+        try:
+            st = criu_probe(self.criu_conf)
+        except Exception as exc:
+            st = {"path": None, "version": "", "ready": False, "reason": f"probe failed: {exc}", "features": {}}
+        self.criu_status = st
+        self.criu_probed.set()
+        if st.get("ready"):
+            st["features"] = criu_features(st["path"])
+        self.criu_featured.set()
+
+    def _criu(self, timeout: float = 60.0) -> dict[str, Any]:
+        self._jobs_init()
+        if not self.criu_probed.wait(timeout):
+            raise Fail("failed", "criu is still being probed on this node; try again")
+        return dict(self.criu_status or {})
+
+    def _load_jobs(self) -> None:
+        """Jobs recorded as running here whose process is still the same (pid, start).
+
+        Several agents may serve one node (one per workstation connection), and any of them may
+        start or restore a job, so the records on disk are the truth: re-read when a job folder's
+        mtime changes (a record is replaced by a rename inside it)."""
+        found: dict[str, dict[str, Any]] = {}
+        try:
+            names = os.listdir(self._jobs_dir())
+        except OSError:
+            names = []
+        cache = self.job_cache
+        fresh: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        for name in names:
+            d = os.path.join(self._jobs_dir(), name)
+            try:
+                mtime = os.stat(d).st_mtime_ns
+            except OSError:
+                continue
+            old = cache.get(name)
+            rec = old[1] if old is not None and old[0] == mtime else _read_json(os.path.join(d, "job.json"))
+            fresh[name] = (mtime, rec)
+            if not rec or rec.get("state") != "running" or not rec.get("pid"):
+                continue
+            if stat_start(int(rec["pid"])) == rec.get("start"):
+                found[rec["id"]] = rec
+        self.job_cache = fresh
+        with self.lock:
+            if found != self.jobs:
+                self.jobs = found
+                self._publish_jobs()
+
+    def _job_fields(self, rec: dict[str, Any]) -> dict[str, Any]:
+        home = int(rec.get("home") or 0)
+        here = self.node_id or 0
+        nomig = rec.get("mode") == "nomig"
+        locked = bool(rec.get("lock")) or nomig
+        cant = ""
+        if nomig:
+            cant = "nomig job: started with --mode nomig, never migrated"
+        elif rec.get("lock"):
+            cant = "locked: the process is locked to this node"
+        return {"home": home, "where": 0 if home == here else here, "nmigs": int(rec.get("nmigs") or 0),
+                "job": rec["id"], "mode": rec.get("mode") or "", "lock": locked, "cantmove": cant}
+
+    def _publish_jobs(self) -> None:
+        """Hand the sampler the job fields of this node's job processes (called with self.lock)."""
+        table = {int(r["pid"]): (int(r["start"]), self._job_fields(r)) for r in self.jobs.values()}
+        if self.sampler is not None:
+            self.sampler.set_extra(table)
+
+    def _save_job(self, rec: dict[str, Any]) -> None:
+        d = os.path.join(self._jobs_dir(), rec["id"])
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        _write_json(os.path.join(d, "job.json"), rec)
+
+    def jobs_tick(self) -> None:
+        """Reap our children; pick up jobs other agents started here; notice jobs that ended."""
+        self._jobs_init()
+        for p in list(self.children):
+            if p.poll() is not None:
+                self.children.remove(p)
+        if time.monotonic() - self.jobs_loaded > 2.0:
+            self.jobs_loaded = time.monotonic()
+            self._load_jobs()
+        with self.lock:
+            gone = [dict(r) for r in self.jobs.values()
+                    if stat_start(int(r["pid"])) != r["start"] or proc_state(int(r["pid"])) in ("Z", "")]
+        for rec in gone:
+            if self._migrating(int(rec["pid"])):
+                continue
+            path = os.path.join(self._jobs_dir(), rec["id"], "job.json")
+            now = _read_json(path)
+            with self.lock:
+                self.jobs.pop(rec["id"], None)
+                self._publish_jobs()
+            if not now or now.get("state") != "running" or now.get("pid") != rec["pid"] \
+                    or now.get("start") != rec["start"]:
+                continue  # migrated away meanwhile: the record says where
+            now["state"] = "exited"
+            now["ended"] = time.time()
+            try:
+                self._save_job(now)
+            except OSError:
+                pass
+            self.send({"type": "event", "event": "job_exited", "job": rec["id"], "pid": rec["pid"]})
+
+    def _migrating(self, pid: int) -> bool:
+        for name in self._list_mig(".src.json"):
+            j = _read_json(os.path.join(self._mig_dir(), name))
+            if j and j.get("pid") == pid and j.get("state") not in MIG_FINAL:
+                return True
+        return False
+
+    def _list_mig(self, suffix: str) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(self._mig_dir()) if n.endswith(suffix))
+        except OSError:
+            return []
+
+    # -- ops: criu and jobs
+
+    def op_criu_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        wait = float(args.get("wait", 60))
+        self._criu(wait)
+        self.criu_featured.wait(wait)
+        st = self._criu(0)
+        st["text"] = criu_text(st)
+        return st
+
+    def op_run(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Start CMD as a job: own PID namespace init, own session, stdout/err in its folder."""
+        import subprocess
+        import uuid
+
+        self._jobs_init()
+        cmd = args.get("cmd")
+        if not isinstance(cmd, list):
+            raise Fail("invalid", "cmd must be a list of strings")
+        argv = job_argv(cmd)
+        mode = args.get("mode") or ""
+        if mode and mode not in JOB_MODES:
+            raise Fail("invalid", f"mode must be one of {', '.join(JOB_MODES)}")
+        cwd = args.get("cwd")
+        if cwd is not None and (not isinstance(cwd, str) or not os.path.isdir(cwd)):
+            raise Fail("invalid", f"cwd {cwd!r} is not a folder on this node")
+        env = args.get("env")
+        if env is not None and not (isinstance(env, dict) and all(isinstance(v, str) for v in env.values())):
+            raise Fail("invalid", "env must map names to strings")
+        jid = f"{self.node_id or 0}-{uuid.uuid4().hex[:10]}"
+        d = os.path.join(self._jobs_dir(), jid)
+        os.makedirs(self._jobs_dir(), mode=0o700, exist_ok=True)
+        os.makedirs(d, mode=0o700)
+        out, err = os.path.join(d, "out"), os.path.join(d, "err")
+        fo = open(out, "wb")
+        fe = open(err, "wb")
+        try:
+            full_env = dict(os.environ)
+            full_env.update(env or {})
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, cwd=cwd or d,
+                                 env=full_env, start_new_session=True, close_fds=True)
+        except OSError as exc:
+            _rmtree(d)
+            raise Fail("failed", f"cannot start {cmd[0]}: {exc}") from None
+        finally:
+            fo.close()
+            fe.close()
+        self.children.append(p)
+        pid = None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            kids = proc_children(p.pid)
+            if kids:
+                pid = kids[0]
+                break
+            if p.poll() is not None:
+                break
+            time.sleep(0.005)
+        start = stat_start(pid) if pid else None
+        if pid is None or start is None:
+            raise Fail("failed", f"the job did not start (unshare exited {p.poll()}); see {err}")
+        rec = {"id": jid, "cmd": cmd, "mode": mode, "home": self.node_id or 0, "where": 0, "nmigs": 0,
+               "pid": pid, "start": start, "dir": d, "out": out, "err": err, "created": time.time(),
+               "state": "running", "lock": False}
+        self._save_job(rec)
+        with self.lock:
+            self.jobs[jid] = rec
+            self._publish_jobs()
+        return {"job": jid, "pid": pid, "start": start, "out": out, "err": err, "dir": d,
+                "node": self.node_id}
+
+    def op_jobs(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Every job record on this node (running here, away, exited)."""
+        out = []
+        try:
+            names = sorted(os.listdir(self._jobs_dir()))
+        except OSError:
+            names = []
+        for name in names:
+            rec = _read_json(os.path.join(self._jobs_dir(), name, "job.json"))
+            if rec:
+                out.append(rec)
+        return {"jobs": out}
+
+    def op_job_set(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Update a job record kept here (the home node's where/nmigs, or lock)."""
+        self._jobs_init()
+        jid = args.get("job")
+        if not isinstance(jid, str) or "/" in jid or jid.startswith("."):
+            raise Fail("invalid", "job must be a job id")
+        path = os.path.join(self._jobs_dir(), jid, "job.json")
+        rec = _read_json(path) or args.get("record")
+        if not isinstance(rec, dict):
+            raise Fail("notfound", f"no job {jid} on this node")
+        for key in ("where", "nmigs", "lock", "state"):
+            if key in args:
+                rec[key] = args[key]
+        if "where" in args and args["where"] not in (0, None, self.node_id):
+            rec["state"] = "away"
+        self._save_job(rec)
+        with self.lock:
+            if rec["id"] in self.jobs:
+                self.jobs[rec["id"]] = rec
+                self._publish_jobs()
+        return rec
+
+    def op_lock(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Lock or unlock a job's process to this node (openMosix /proc/PID/lock)."""
+        self._jobs_init()
+        pid, start = Agent._target(args)
+        with self.lock:
+            rec = next((r for r in self.jobs.values() if r["pid"] == pid and r["start"] == start), None)
+        if rec is None:
+            raise Fail("notfound", f"process {pid} is not a job of this node; only jobs can be locked")
+        return self.op_job_set({"job": rec["id"], "lock": bool(args.get("lock", True))})
+
+    # -- ops: migration, source side
+
+    def op_mig_check_src(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Everything the source can tell before a migration, touching nothing."""
+        self._jobs_init()
+        pid, start = Agent._target(args)
+        Agent._check_alive(pid, start)
+        automatic = bool(args.get("automatic"))
+        pids = proc_tree(pid)
+        tids = []
+        for p in pids:
+            try:
+                tids += [int(t) for t in os.listdir(f"/proc/{p}/task")]
+            except OSError:
+                pass
+        with self.lock:
+            rec = next((dict(r) for r in self.jobs.values() if r["pid"] == pid and r["start"] == start), None)
+        files, maps, devices = open_files(pids)
+        info: dict[str, Any] = {
+            "pid": pid, "start": start, "namespaced": proc_ns_init(pid), "pids": tids, "files": files,
+            "maps": maps, "rss": tree_rss(pids), "job": rec, "state": proc_state(pid), "cantmove": "",
+        }
+        st = self._criu()
+        info["criu"] = st
+        admin = self.admin_state()  # type: ignore[attr-defined]
+        ancestors = set()
+        a = os.getpid()
+        while a > 1:
+            ancestors.add(a)
+            data = _read(f"/proc/{a}/stat", 1024)
+            try:
+                a = int(parse_stat(data or b"")[1][1])
+            except (ValueError, IndexError):
+                break
+        reason = ""
+        if not st.get("ready"):
+            reason = f"CRIU is not ready on the source node: {st.get('reason')}"
+        elif pid == 1 or pid in ancestors or os.getpid() in pids:
+            reason = "this is the node's init, the agent or one of its ancestors"
+        elif rec and rec.get("mode") == "nomig":
+            reason = "nomig job: started with --mode nomig, never migrated"
+        elif rec and rec.get("lock"):
+            reason = "locked: the process is locked to its node (unlock it first)"
+        elif automatic and admin.get("stay"):
+            reason = "the node is set to stay: no automatic migration away from it"
+        elif automatic and admin.get("lstay") and (not rec or rec.get("home") in (None, 0, self.node_id)):
+            reason = "the node is set to lstay: its own processes stay"
+        elif self._migrating(pid):
+            reason = "a migration of this process is already in progress"
+        elif info["state"] in ("Z", "X"):
+            reason = "the process is exiting"
+        elif devices:
+            reason = f"it maps a device ({devices[0]}), which cannot be moved"
+        else:
+            tcp = tcp_established(pids)
+            if tcp:
+                reason = f"it has an established TCP connection ({tcp[0]}), which CRIU cannot move to another node"
+        info["cantmove"] = reason
+        return info
+
+    def op_mig_dump(self, args: dict[str, Any]) -> Later:
+        """Checkpoint the tree leaving it stopped; pages to a page server when `port` is given."""
+        import subprocess
+
+        self._jobs_init()
+        mid = _mid_ok(args.get("mid"))
+        pid, start = Agent._target(args)
+        Agent._check_alive(pid, start)
+        port = args.get("port")
+        if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
+            raise Fail("invalid", "port must be a TCP port")
+        st = self._criu()
+        if not st.get("ready"):
+            raise Fail("failed", f"CRIU is not ready on this node: {st.get('reason')}")
+        jpath = os.path.join(self._mig_dir(), mid + ".src.json")
+        if os.path.exists(jpath):
+            raise Fail("invalid", f"migration {mid} already exists here")
+        images = self._img_dir(mid)
+        os.makedirs(images, mode=0o700)
+        journal = {"mid": mid, "pid": pid, "start": start, "target": args.get("target"), "state": "dumping",
+                   "images": images, "job": args.get("job"), "time": time.time(), "node": self.node_id}
+        _write_json(jpath, journal)
+        argv = criu_dump_argv(st["path"], pid, images, port)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, close_fds=True)
+        self.mig_procs[mid] = proc
+
+        def work() -> dict[str, Any]:
+            t0 = time.monotonic()
+            rc = proc.wait()
+            self.mig_procs.pop(mid, None)
+            seconds = time.monotonic() - t0
+            if rc != 0:
+                log = _read_text(os.path.join(images, "dump.log")) or ""
+                _keep_log(images, "dump.log", self._mig_dir(), mid)
+                errs = criu_errors(log)
+                self._resume(pid, start)
+                journal["state"] = "aborted"
+                journal["error"] = errs[-1] if errs else f"criu dump exited {rc}"
+                _write_json(jpath, journal)
+                _rmtree(images)
+                raise Fail("failed", f"criu dump failed: {journal['error']}")
+            files = []
+            total = 0
+            for name in sorted(os.listdir(images)):
+                size = os.path.getsize(os.path.join(images, name))
+                files.append([name, size])
+                total += size
+            journal["state"] = "dumped"
+            journal["dumped"] = time.time()
+            _write_json(jpath, journal)
+            return {"images": images, "files": files, "bytes": total, "seconds": round(seconds, 4),
+                    "state": proc_state(pid)}
+
+        return Later(work)
+
+    def _resume(self, pid: int, start: int) -> bool:
+        """SIGCONT every task of the tree (CRIU left it stopped); True when it runs again."""
+        if stat_start(pid) != start:
+            return False
+        for p in proc_tree(pid):
+            try:
+                os.kill(p, signal.SIGCONT)
+            except OSError:
+                pass
+        return True
+
+    def _kill_tree(self, pid: int, start: int, timeout: float = 10.0) -> bool:
+        """SIGKILL the stopped source copy (a PID-namespace init ignores SIGTERM); True when gone."""
+        if stat_start(pid) != start:
+            return True
+        pidfd = -1
+        try:
+            if hasattr(os, "pidfd_open"):
+                pidfd = os.pidfd_open(pid)
+            if stat_start(pid) == start:
+                parent = _ppid(pid)
+                if parent > 1 and _read_text(f"/proc/{parent}/comm") == "unshare":
+                    # the job's `unshare --fork` parent first: killed after its child it writes
+                    # "sigprocmask unblock failed" into the job's stderr file
+                    try:
+                        os.kill(parent, signal.SIGKILL)
+                    except OSError:
+                        pass
+                for p in reversed(proc_tree(pid)):
+                    if p != pid:
+                        try:
+                            os.kill(p, signal.SIGKILL)
+                        except OSError:
+                            pass
+                if pidfd >= 0:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return True
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.jobs_tick_children()
+            if stat_start(pid) != start or proc_state(pid) in ("Z", "X", ""):
+                return True
+            time.sleep(0.01)
+        return False
+
+    def jobs_tick_children(self) -> None:
+        for p in list(self.children):
+            if p.poll() is not None:
+                self.children.remove(p)
+
+    def op_mig_commit(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The target runs the process: kill the stopped source copy, close the journal."""
+        self._jobs_init()
+        mid = _mid_ok(args.get("mid"))
+        jpath = os.path.join(self._mig_dir(), mid + ".src.json")
+        j = _read_json(jpath)
+        if j is None:
+            raise Fail("notfound", f"no migration {mid} on this node")
+        if j["state"] == "committed":
+            return {"state": "committed"}
+        if j["state"] != "dumped":
+            raise Fail("invalid", f"migration {mid} is {j['state']}, not dumped: cannot commit")
+        if not self._kill_tree(int(j["pid"]), int(j["start"])):
+            raise Fail("failed", f"the source copy (PID {j['pid']}) did not die")
+        j["state"] = "committed"
+        j["committed"] = time.time()
+        j["new_where"] = args.get("where")
+        _write_json(jpath, j)
+        _rmtree(j["images"])
+        rec = j.get("job")
+        with self.lock:
+            if rec and rec.get("id") in self.jobs:
+                del self.jobs[rec["id"]]
+                self._publish_jobs()
+        if rec:
+            jrec = _read_json(os.path.join(self._jobs_dir(), rec["id"], "job.json"))
+            if jrec is not None:
+                if int(jrec.get("home") or 0) == (self.node_id or 0):
+                    jrec.update(state="away", where=args.get("where"), nmigs=args.get("nmigs", jrec.get("nmigs")),
+                                pid=None, start=None)
+                else:
+                    jrec.update(state="left", where=args.get("where"), pid=None, start=None)
+                self._save_job(jrec)
+        return {"state": "committed"}
+
+    def op_mig_abort(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Give up a migration on the source: the stopped copy runs again."""
+        self._jobs_init()
+        mid = _mid_ok(args.get("mid"))
+        jpath = os.path.join(self._mig_dir(), mid + ".src.json")
+        j = _read_json(jpath)
+        if j is None:
+            return {"state": "none", "running": False}
+        if j["state"] == "committed":
+            raise Fail("invalid", f"migration {mid} is committed: the process runs on the target")
+        proc = self.mig_procs.get(mid)
+        if proc is not None and proc.poll() is None:
+            proc.wait()  # a dump still running resumes the tree itself when it fails
+        running = self._resume(int(j["pid"]), int(j["start"]))
+        if j["state"] != "aborted":
+            j["state"] = "aborted"
+            j["error"] = args.get("reason") or "aborted"
+            _write_json(jpath, j)
+        _rmtree(j["images"])
+        return {"state": "aborted", "running": running and proc_state(int(j["pid"])) not in ("T", "t")}
+
+    # -- ops: migration, target side
+
+    def op_mig_check_dst(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Could this node take the process? Touches nothing."""
+        self._jobs_init()
+        st = self._criu()
+        admin = self.admin_state()  # type: ignore[attr-defined]
+        home = args.get("home")
+        guest = home not in (None, self.node_id)
+        reason = ""
+        if not st.get("ready"):
+            reason = f"CRIU is not ready on the target node: {st.get('reason')}"
+        elif admin.get("stopped"):
+            reason = "the target node is stopped (mosctl stop): it takes no part in the cluster"
+        elif guest and admin.get("block"):
+            reason = "the target node is blocked (block): it accepts no guest processes"
+        elif guest and admin.get("quiet"):
+            reason = "the target node is quiet: it takes no part in load balancing"
+        if not reason:
+            for f in args.get("files") or []:
+                try:
+                    size = os.stat(f["path"]).st_size
+                except OSError:
+                    reason = f"open file {f['path']} does not exist on the target node"
+                    break
+                if f["size"] is not None and size != f["size"]:
+                    reason = (f"open file {f['path']} has {size} bytes on the target node, {f['size']} on "
+                              "the source (CRIU checks the size)")
+                    break
+        if not reason:
+            for path in args.get("maps") or []:
+                if not os.path.exists(path):
+                    reason = f"{path} (mapped or the working folder) does not exist on the target node"
+                    break
+        if not reason and not args.get("namespaced"):
+            for p in args.get("pids") or []:
+                if os.path.exists(f"/proc/{p}"):
+                    cmd = (_read_text(f"/proc/{p}/comm") or "?")
+                    reason = (f"PID {p} is in use on the target node ({cmd}); the process is not in its own "
+                              "PID namespace, so CRIU cannot restore it there (start it with omctl run)")
+                    break
+        rss = int(args.get("rss") or 0)
+        if not reason and rss:
+            import shutil
+
+            base = os.path.join(self._sdir(), "images")
+            probe = base
+            while not os.path.exists(probe) and probe != "/":
+                probe = os.path.dirname(probe)
+            try:
+                free = shutil.disk_usage(probe).free
+            except OSError:
+                free = 0
+            if free < rss + (4 << 20):
+                reason = (f"not enough space for the images on the target node: {free >> 20} MiB free in "
+                          f"{probe}, about {rss >> 20} MiB needed")
+            else:
+                vm = _psutil.virtual_memory()
+                avail = int(vm.available)
+                cg = cgroup_memory(cgroup_dirs())
+                if cg is not None:
+                    avail = min(avail, max(0, cg[0] - cg[1]))
+                if avail < rss:
+                    reason = (f"not enough memory on the target node: {avail >> 20} MiB available, "
+                              f"{rss >> 20} MiB needed")
+        return {"cantmove": reason, "criu": st}
+
+    def op_mig_prepare(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Make the images folder and the record; start a page server on 127.0.0.1 if asked."""
+        import subprocess
+
+        self._jobs_init()
+        mid = _mid_ok(args.get("mid"))
+        st = self._criu()
+        if not st.get("ready"):
+            raise Fail("failed", f"CRIU is not ready on this node: {st.get('reason')}")
+        rpath = os.path.join(self._mig_dir(), mid + ".dst.json")
+        if os.path.exists(rpath):
+            raise Fail("invalid", f"migration {mid} already exists here")
+        images = self._img_dir(mid)
+        os.makedirs(images, mode=0o700)
+        rec = {"mid": mid, "state": "receiving", "images": images, "source": args.get("source"),
+               "time": time.time(), "node": self.node_id}
+        _write_json(rpath, rec)
+        out: dict[str, Any] = {"images": images, "port": None}
+        if args.get("page_server"):
+            rfd, wfd = os.pipe()
+            port = _free_port()
+            try:
+                proc = subprocess.Popen(criu_page_server_argv(st["path"], images, port, wfd),
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, pass_fds=(wfd,))
+            finally:
+                os.close(wfd)
+            try:
+                import select
+
+                ready, _, _ = select.select([rfd], [], [], 15)
+                ok = bool(ready) and os.read(rfd, 1) == b"\0"
+            finally:
+                os.close(rfd)
+            if not ok:
+                proc.kill()
+                proc.wait()
+                log = _read_text(os.path.join(images, "page-server.log")) or ""
+                errs = criu_errors(log)
+                raise Fail("failed", "criu page-server did not start: " + (errs[-1] if errs else "no reason"))
+            self.mig_procs[mid] = proc
+            self.children.append(proc)
+            rec["page_server"] = proc.pid
+            _write_json(rpath, rec)
+            out["port"] = port
+        return out
+
+    def op_mig_restore(self, args: dict[str, Any]) -> Later:
+        """Restore the images (after the page server, if any, has finished); record the result."""
+        import subprocess
+        import sys as _sys
+
+        self._jobs_init()
+        mid = _mid_ok(args.get("mid"))
+        rpath = os.path.join(self._mig_dir(), mid + ".dst.json")
+        rec = _read_json(rpath)
+        if rec is None:
+            raise Fail("notfound", f"no migration {mid} on this node")
+        if rec["state"] != "receiving":
+            raise Fail("invalid", f"migration {mid} is {rec['state']} here: not restoring")
+        st = self._criu()
+        images = rec["images"]
+        rec["state"] = "restoring"
+        _write_json(rpath, rec)
+        self.restoring.add(mid)
+        ps = self.mig_procs.pop(mid, None)
+        job = args.get("job")
+
+        def work() -> dict[str, Any]:
+            try:
+                return restore()
+            finally:
+                self.restoring.discard(mid)
+
+        def restore() -> dict[str, Any]:
+            if ps is not None:
+                try:
+                    rc = ps.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    ps.kill()
+                    rc = ps.wait()
+                if rc != 0:
+                    _keep_log(images, "page-server.log", self._mig_dir(), mid)
+                    log = _read_text(os.path.join(images, "page-server.log")) or ""
+                    errs = criu_errors(log)
+                    self._restore_failed(rpath, rec, "criu page-server failed: " +
+                                         (errs[-1] if errs else f"exit {rc}"))
+            helper = subprocess.Popen([_sys.executable, "-c", RESTORE_HELPER, *criu_restore_argv(st["path"], images)],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, close_fds=True)
+            rec["helper"] = helper.pid
+            rec["helper_start"] = stat_start(helper.pid)
+            _write_json(rpath, rec)
+            t0 = time.monotonic()
+            rc = helper.wait()
+            seconds = time.monotonic() - t0
+            newpid = _read_int(os.path.join(images, "restore.pid"))
+            start = stat_start(newpid) if newpid else None
+            if rc != 0 or newpid is None or start is None:
+                _keep_log(images, "restore.log", self._mig_dir(), mid)
+                log = _read_text(os.path.join(images, "restore.log")) or ""
+                errs = criu_errors(log)
+                self._restore_failed(rpath, rec, "criu restore failed: " + (errs[-1] if errs else f"exit {rc}"))
+            rec.update(state="restored", pid=newpid, start=start, restored=time.time())
+            _write_json(rpath, rec)
+            out: dict[str, Any] = {"pid": newpid, "start": start, "seconds": round(seconds, 4)}
+            if isinstance(job, dict) and job.get("id"):
+                jrec = dict(job)
+                jrec.update(pid=newpid, start=start, state="running",
+                            where=0 if int(jrec.get("home") or 0) == (self.node_id or 0) else self.node_id)
+                try:
+                    self._save_job(jrec)
+                except OSError as exc:
+                    _log(f"cannot save job record {jrec['id']}: {exc}")
+                with self.lock:
+                    self.jobs[jrec["id"]] = jrec
+                    self._publish_jobs()
+                out["job"] = jrec
+            _rmtree(images)
+            return out
+
+        return Later(work)
+
+    def _restore_failed(self, rpath: str, rec: dict[str, Any], why: str) -> None:
+        rec.update(state="failed", error=why)
+        _write_json(rpath, rec)
+        _rmtree(rec["images"])
+        raise Fail("failed", why)
+
+    def op_mig_cleanup(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Target side of an abort: stop a page server, drop the images, fence later restores.
+        Never touches a restored process."""
+        self._jobs_init()
+        mid = _mid_ok(args.get("mid"))
+        rpath = os.path.join(self._mig_dir(), mid + ".dst.json")
+        rec = _read_json(rpath)
+        proc = self.mig_procs.pop(mid, None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if rec is None:
+            return {"state": "none"}
+        rec = self._settle_dst(rpath, rec)
+        if rec["state"] in ("receiving", "failed"):
+            rec["state"] = "aborted"
+            _write_json(rpath, rec)
+        if rec["state"] != "restoring":
+            _rmtree(rec["images"])
+        return {"state": rec["state"]}
+
+    def _settle_dst(self, rpath: str, rec: dict[str, Any]) -> dict[str, Any]:
+        """A record left "restoring" by an agent that died: decide from the restore's pidfile."""
+        if rec.get("state") != "restoring" or rec["mid"] in self.restoring:
+            return rec
+        helper, hstart = rec.get("helper"), rec.get("helper_start")
+        if helper and stat_start(int(helper)) == hstart and proc_state(int(helper)) not in ("Z", ""):
+            return rec  # the restore helper of a previous agent is still at work
+        newpid = _read_int(os.path.join(rec["images"], "restore.pid"))
+        start = stat_start(newpid) if newpid else None
+        if newpid and start is not None:
+            rec.update(state="restored", pid=newpid, start=start)
+        else:
+            rec.update(state="failed", error="the restore was interrupted")
+        _write_json(rpath, rec)
+        return rec
+
+    def op_mig_state(self, args: dict[str, Any]) -> dict[str, Any]:
+        """This node's view of a migration: source journal and/or target record, and liveness."""
+        self._jobs_init()
+        mid = _mid_ok(args.get("mid"))
+        out: dict[str, Any] = {"src": None, "dst": None}
+        j = _read_json(os.path.join(self._mig_dir(), mid + ".src.json"))
+        if j is not None:
+            j["alive"] = stat_start(int(j["pid"])) == j["start"] and proc_state(int(j["pid"])) not in ("Z", "")
+            j["stopped"] = proc_state(int(j["pid"])) in ("T", "t")
+            out["src"] = j
+        rpath = os.path.join(self._mig_dir(), mid + ".dst.json")
+        r = _read_json(rpath)
+        if r is not None:
+            r = self._settle_dst(rpath, r)
+            if r.get("pid"):
+                r["alive"] = stat_start(int(r["pid"])) == r.get("start")
+            out["dst"] = r
+        return out
+
+    def op_mig_pending(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Migrations this node was the source of that are not resolved yet."""
+        self._jobs_init()
+        out = []
+        for name in self._list_mig(".src.json"):
+            j = _read_json(os.path.join(self._mig_dir(), name))
+            if j and j.get("state") not in MIG_FINAL:
+                out.append(j)
+        return {"pending": out}
+
+
+# ---------------------------------------------------------------------------------------------
 # the agent
 
 
-class Agent:
+class Agent(JobsMixin):
     """Serves requests from `inp` and pushes samples to `out` (JSON lines)."""
 
     def __init__(self, inp: Any, out: Any) -> None:
@@ -954,6 +2191,7 @@ class Agent:
         self.hpc_root = "/proc/hpc"
         self.admin_cache: dict[str, Any] | None = None
         self.thread = threading.Thread(target=self._sample_loop, name="omview-sampler", daemon=True)
+        self._jobs_init()
 
     # -- output
 
@@ -1003,11 +2241,16 @@ class Agent:
                 self.next_due += self.interval
                 if self.next_due < now:
                     self.next_due = now + self.interval
+            try:
+                self.jobs_tick()
+            except Exception as exc:  # bookkeeping must not stop the samples
+                _log(f"jobs: {exc!r}")
 
     def _push(self, full: bool) -> int:
         """Take one sample and write it; called with self.lock held so seq order is line order."""
         assert self.sampler is not None
         admin = self.admin_state()
+        self.sampler.criu_text = criu_text(self.criu_status)
         try:
             result = self.sampler.sample(full, admin)
         except Exception as exc:  # a sampling bug must not kill the agent; say so and go on
@@ -1059,6 +2302,10 @@ class Agent:
             if handler is None:
                 raise Fail("invalid", f"unknown op {op!r}")
             result = handler(args)
+            if isinstance(result, Later):
+                threading.Thread(target=self._reply_later, args=(req_id, result), name=f"omview-{op}",
+                                 daemon=True).start()
+                return True
         except Fail as exc:
             self.send({"type": "reply", "id": req_id, "ok": False, "error": str(exc), "code": exc.code})
             return True
@@ -1069,6 +2316,20 @@ class Agent:
             return True
         self.send({"type": "reply", "id": req_id, "ok": True, "result": result})
         return op != "shutdown"
+
+    def _reply_later(self, req_id: Any, later: Later) -> None:
+        """Run a long op (a CRIU dump or restore) off the request thread; reply when done."""
+        try:
+            result = later.fn()
+        except Fail as exc:
+            self.send({"type": "reply", "id": req_id, "ok": False, "error": str(exc), "code": exc.code})
+            return
+        except Exception as exc:
+            _log(f"request failed: {exc!r}")
+            self.send({"type": "reply", "id": req_id, "ok": False, "error": f"agent error: {exc}",
+                       "code": "failed"})
+            return
+        self.send({"type": "reply", "id": req_id, "ok": True, "result": result})
 
     def op_ping(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"time": time.time()}
@@ -1102,6 +2363,7 @@ class Agent:
             self.need_full = True
             self.next_due = time.monotonic()
             backend = self.sampler.backend
+        self.jobs_start(args)
         self.wake.set()
         return {"hostname": socket.gethostname(), "backend": backend}
 
