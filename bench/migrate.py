@@ -119,7 +119,8 @@ def main() -> int:
         return 2
     tb = tbmod.up(2, name=NAME)
     cluster_file = str(tb.cluster_file.with_name("cluster-criu.toml"))
-    Path(cluster_file).write_text(tb.cluster_file.read_text().replace("[[node]]\n", f"[[node]]\ncriu = {json.dumps(criu)}\n"))
+    text = tb.cluster_file.read_text().replace("[[node]]\n", f"[[node]]\ncriu = {json.dumps(criu)}\n")
+    Path(cluster_file).write_text(text)
     config = load_cluster(cluster_file)
     c = Cluster(config).start()
     rows = []
