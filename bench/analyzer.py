@@ -60,7 +60,7 @@ def main() -> int:
     ap.add_argument("--height", type=int, default=1000)
     args = ap.parse_args()
 
-    from omanalyzer.overview import overview, plot_read
+    from omanalyzer.overview import plot_read
     from omanalyzer.synth import write_synthetic
     from omview.core.history import HistoryReader
 
@@ -83,8 +83,6 @@ def main() -> int:
                                                                                   max_points=args.width)),
                          ("HistoryReader.samples_many(summaries=True)", lambda: r.samples_many(
                              ids, hi - 12 * 3600, hi, max_points=args.width, summaries=True)),
-                         ("omanalyzer.overview (exact, batched)", lambda: overview(r, ids, hi - 12 * 3600, hi,
-                                                                                   args.width)),
                          ("omanalyzer.plot_read (what the analyzer does)", lambda: plot_read(
                              r, ids, hi - 12 * 3600, hi, args.width))):
             walls, cpus = [], []

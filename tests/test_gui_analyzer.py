@@ -174,36 +174,31 @@ def test_split_line_puts_the_colour_change_at_the_crossing() -> None:
     assert not any(seg[0] > 1.0 and seg[2] < 3.0 for seg in drawn_segments(s.high_x, s.high_y))
 
 
-def test_overview_reads_what_the_reader_reads(syn: Synth, big: Synth, tmp_path: Path) -> None:
-    """The analyzer's batched read path gives the reader's buckets, bit for bit up to float sums."""
-    from omanalyzer import overview as ov
-    from omview.core.model import NodeSample
+def test_plots_read_summaries_for_wide_buckets_and_every_sample_when_zoomed_in(big: Synth) -> None:
+    from omanalyzer.overview import plot_read
 
-    assert ov.supported(), "the store's block format changed: teach omanalyzer/overview.py (or it falls back)"
-    live = tmp_path / "live"
-    s = write_synthetic(live, nodes=3, hours=0.5, procs_per_node=0)
-    w = HistoryWriter(live, interval=1.0, now=s.t1 + 1)  # a tail of unpacked rows, one node down
-    for k in range(1, 400):
-        w.sample(1, s.t1 + k, NodeSample(load=80.0 + k % 7, cpus=1, mem_total=1 << 30, mem_used=(1 << 28) + k))
-        w.sample(2, s.t1 + k, None)
-    w.commit(s.t1 + 400)
-    cases = [(syn.path, syn.t0 + 100.3, syn.t1 - 50.7, 700), (big.path, big.t0, big.t1, 1500),
-             (big.path, big.t0 + 7200, big.t0 + 9000, 1000), (live, s.t0 - 1, s.t1 + 401, 500),
-             (live, s.t1 - 200, s.t1 + 300, 300)]
-    for path, lo, hi, k in cases:
-        with HistoryReader(path) as r:
-            ids = [n.id for n in r.nodes()]
-            fast = ov.overview(r, ids, lo, hi, k)
-            ref = r.samples_many(ids, lo, hi, max_points=k)
-        for n in ids:
-            a, b = fast[n], ref[n]
-            assert a.width == b.width and np.allclose(a.t, b.t), (path, n)
-            assert np.allclose(a.up, b.up, equal_nan=True), (path, n)
-            for col in ("load", "mem_used", "mem_total"):
-                for part in ("min", "max", "mean"):
-                    x, y = getattr(getattr(a, col), part), getattr(getattr(b, col), part)
-                    assert np.allclose(x, y, equal_nan=True, rtol=1e-12), (path, n, col, part)
-    w.close()
+    with HistoryReader(big.path) as r:
+        ids = [n.id for n in r.nodes()]
+        exact = r.samples_many(ids, big.t0, big.t1, max_points=1200)
+        calls: list[bool] = []
+        real = r.samples_many
+
+        def spy(*a: Any, **kw: Any) -> Any:
+            calls.append(bool(kw.get("summaries")))
+            return real(*a, **kw)
+
+        r.samples_many = spy  # type: ignore[method-assign]
+        wide = plot_read(r, ids, big.t0, big.t1, 1200)  # 36 s buckets
+        narrow = plot_read(r, ids, big.t0 + 3600, big.t0 + 4200, 1200)  # raw: 600 samples
+    assert calls == [True, False]
+    for n in ids:
+        a, b = wide[n], exact[n]
+        assert len(a) == len(b) == 1200 and np.allclose(a.t, b.t)
+        # summaries are exact to 10 s: the extremes of a 36 s bucket are the same samples' or a neighbour's
+        ok = np.isfinite(a.load.max) & np.isfinite(b.load.max)
+        assert np.nanmax(a.load.max) == pytest.approx(np.nanmax(b.load.max))
+        assert np.mean(np.isclose(a.load.max[ok], b.load.max[ok])) > 0.5
+        assert narrow[n].width == 0 and len(narrow[n].t) >= 600
 
 
 def test_load_overview_one_curve_per_node_red_exactly_above_75(qtbot, light, syn: Synth) -> None:
