@@ -7,6 +7,7 @@ for each process left alone. No cluster, no clock.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import pytest
@@ -321,3 +322,29 @@ def test_collector_records_moves_with_the_plans_reason(tmp_path: Any) -> None:
         col.writer.close()
         col._wake_r.close()
         col._wake_w.close()
+
+
+def test_collector_runs_the_balancer_with_balance_and_switches_it(tmp_path: Any) -> None:
+    from omcollector import control
+    from omcollector.collector import Collector, Options
+    from omview.core.cluster import Cluster
+    from omview.core.simulate import SimFarm
+
+    farm = SimFarm(2)
+    col = Collector(Options(history=tmp_path, balance=True, balance_interval=0.5), farm.config(0.5),
+                    cluster_factory=lambda cfg: Cluster(cfg, transport_factory=farm.transport).start())
+    try:
+        col.open()
+        assert col.balancer is not None and col.balancer.running
+        assert col.status()["balancer"]["running"] is True
+        t = threading.Thread(target=col.run, daemon=True)
+        t.start()
+        assert control.request(tmp_path, "balance", on=False)["running"] is False and col.balancer is None
+        assert control.request(tmp_path, "balance", on=True)["running"] is True
+        assert control.request(tmp_path, "balance")["running"] is True  # asking changes nothing
+        col.stop()
+        t.join(10)
+    finally:
+        col.close()
+        farm.stop()
+    assert col.balancer is None
