@@ -1048,10 +1048,27 @@ def start_sshd(tb: Testbed, node_id: int, timeout: float = 20.0) -> None:
 
 
 def hang_sshd(tb: Testbed, node_id: int) -> None:
-    """SIGSTOP every sshd process of the node: connections hang instead of failing."""
+    """SIGSTOP every sshd process of the node: connections hang instead of failing.
+
+    Returns once every one of them is stopped: a stop is delivered asynchronously, and the
+    listener may fork a child for a connection in flight, which must be stopped too."""
     node = _live_init(tb, node_id)
-    for pid in _sshd_pids(tb, node):
-        _kill(pid, signal.SIGSTOP)
+
+    def all_stopped() -> bool:
+        pids = _sshd_pids(tb, node)
+        for pid in pids:
+            _kill(pid, signal.SIGSTOP)
+        return all(_proc_state(pid) in ("T", None) for pid in pids)
+
+    if not _wait_for(all_stopped, 5.0, step=0.05):
+        raise TestbedError(f"node {node_id}: sshd did not stop within 5 s")
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def resume_sshd(tb: Testbed, node_id: int) -> None:
