@@ -761,6 +761,16 @@ def test_testbed_migration_started_in_one_app_shows_in_another(testbed: Testbed,
         assert ommigmon.wait_until(lambda: (p := ommigmon.process(2, r.new_pid or 0)) is not None
                                    and (p.home, p.where, p.nmigs) == (1, 2, 1), 20)
         assert ommigmon.wait_until(lambda: ommigmon.process(1, job["pid"]) is None, 20)
+        # Cancel reaches the hub's engine: asked before the engine starts, it stops at the first
+        # check, and the process keeps running where it was
+        moved = ommigmon.process(2, r.new_pid or 0)
+        assert moved is not None
+        cancel = threading.Event()
+        cancel.set()
+        r2 = omprocs.migrate(2, moved.pid, 3, start=moved.start, cancel=cancel)
+        assert r2.cancelled and not r2.ok and r2.running_on == 2, r2
+        assert ommigmon.wait_until(lambda: (p := ommigmon.process(2, moved.pid)) is not None and p.state != "T", 20)
+        assert not [p for _, p in ommigmon.processes(3) if marker in p.cmd]
     finally:
         ommigmon.stop()
         omprocs.stop()

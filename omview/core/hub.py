@@ -294,6 +294,7 @@ class HubServer:
         # requests for a node this hub has not reached yet (just started): sent once it is up or
         # known down, so an app reattaching after a restart gets answers, not "not connected yet"
         self._parked: dict[int, list[tuple[float, Callable[[], None]]]] = {}
+        self._cancels: dict[str, threading.Event] = {}  # migrate requests an app may still cancel
         self._unsubscribe: Callable[[], None] | None = None
         self._ident: bytes = b""
 
@@ -681,12 +682,23 @@ class HubServer:
                     raise _Refused(f"the hub offers no method {name!r}", "invalid")
                 fn = getattr(self.cluster, name)
                 margs, mkw = list(msg.get("args") or []), dict(msg.get("kwargs") or {})
+                token = mkw.pop("cancel_token", None) if name == "migrate" else None
+                if token is not None:
+                    # the app's Cancel button: an Event here that `{"op": "cancel"}` sets
+                    mkw["cancel"] = self._cancels.setdefault(str(token), threading.Event())
 
                 def run() -> None:
                     fut2: Future[Any] = self._pool.submit(fn, *margs, **mkw)
                     fut2.add_done_callback(lambda f: self._reply(c, rid, f))
+                    if token is not None:
+                        fut2.add_done_callback(lambda f: self._cancels.pop(str(token), None))
 
                 self._when_settled(int(msg.get("node") or 0), run)
+                return
+            if op == "cancel":
+                ev = self._cancels.setdefault(str(msg.get("token")), threading.Event())
+                ev.set()  # also when the migrate request has not reached us yet
+                self._queue(c, encode({"type": "reply", "id": rid, "ok": True, "result": {}}), urgent=True)
                 return
             if op == "ping":
                 self._queue(c, encode({"type": "reply", "id": rid, "ok": True, "result": self.info()}), urgent=True)

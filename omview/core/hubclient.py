@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -703,11 +704,24 @@ class HubCluster:
                 timeout: float = 3600.0, **kw: Any) -> Any:
         """As Cluster.migrate, done by the hub's migration engine; its progress reaches every app as
         Events of kind "migration". `progress(Progress)` is called for this migration's steps.
-        Not through the hub: `cancel` and `hooks` (they would have to run in the hub's process)."""
-        for name in ("cancel", "hooks"):
-            if kw.get(name) is not None:
-                raise ValueError(f"{name} does not pass through the session hub: open the cluster with mode='direct'")
-            kw.pop(name, None)
+        `cancel` (a threading.Event) is relayed to the hub; `hooks` cannot be (they would have to
+        run in the hub's process)."""
+        if kw.get("hooks") is not None:
+            raise ValueError("hooks do not pass through the session hub: open the cluster with mode='direct'")
+        kw.pop("hooks", None)
+        cancel: threading.Event | None = kw.pop("cancel", None)
+        done = threading.Event()
+        if cancel is not None:
+            token = uuid.uuid4().hex
+            kw["cancel_token"] = token
+
+            def relay_cancel() -> None:
+                while not done.is_set():
+                    if cancel.wait(0.2):
+                        self._submit({"op": "cancel", "token": token}, True)
+                        return
+
+            threading.Thread(target=relay_cancel, name="omview-hub-cancel", daemon=True).start()
         from omview.core.migration import MigrationResult, Progress
 
         def mine(ev: Event) -> None:
@@ -719,6 +733,7 @@ class HubCluster:
         try:
             res = self.method("migrate", node_id, pid, target, timeout=timeout, **kw)
         finally:
+            done.set()
             unsubscribe()
         return MigrationResult(**{k: v for k, v in res.items() if k in MigrationResult.__dataclass_fields__})
 

@@ -821,10 +821,11 @@ def start_migration(cluster: Cluster, node_id: int, pid: int, target: Target, **
 def expel(cluster: Cluster, node_id: int, **kw: Any) -> list[MigrationResult]:
     """mosctl expel: send every guest process on node_id back to its home node."""
     guests = [p for _, p in cluster.processes(node_id) if p.home and p.home != node_id]
-    return [migrate(cluster, node_id, p.pid, "home", start=p.start, **kw) for p in guests]
+    # the cluster's own method, so a session-hub client migrates through its hub
+    return [cluster.migrate(node_id, p.pid, "home", start=p.start, **kw) for p in guests]
 
 
 def bring(cluster: Cluster, node_id: int, **kw: Any) -> list[MigrationResult]:
     """mosctl bring: bring every process whose home is node_id back from the other nodes."""
     away = [(n, p) for n, p in cluster.processes() if n != node_id and p.home == node_id]
-    return [migrate(cluster, n, p.pid, node_id, start=p.start, **kw) for n, p in away]
+    return [cluster.migrate(n, p.pid, node_id, start=p.start, **kw) for n, p in away]

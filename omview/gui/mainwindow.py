@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 import omview
 from omview.core.balancer import Balancer
-from omview.core.cluster import Cluster
+from omview.core.cluster import ClusterLike, open_cluster
 from omview.core.config import ClusterConfig, ConfigError, load_cluster
 from omview.gui import theme
 from omview.gui.bridge import ClusterBridge
@@ -49,13 +49,15 @@ from omview.gui.nodeview import NodeTableView
 from omview.gui.settingsdialog import Prefs, SettingsDialog
 from omview.gui.workers import Workers
 
-ClusterFactory = Callable[[ClusterConfig], Cluster]
+ClusterFactory = Callable[[ClusterConfig], ClusterLike]
 MAX_RECENT = 8
 COLLECTOR_MISSING = "omcollector is not installed with this copy of omview"
 
 
-def default_factory(config: ClusterConfig) -> Cluster:
-    return Cluster(config).start()
+def default_factory(config: ClusterConfig) -> ClusterLike:
+    """Through the workstation's session hub when it runs or can start, so omview, omprocs and
+    ommigmon share one agent per node; in this process otherwise."""
+    return open_cluster(config, client="omview")
 
 
 def settings() -> QSettings:
@@ -102,7 +104,7 @@ def docs_dir() -> Path | None:
 class MainWindow(QMainWindow):
     def __init__(
         self,
-        cluster: Cluster | None = None,
+        cluster: ClusterLike | None = None,
         cluster_file: str | None = None,
         *,
         factory: ClusterFactory = default_factory,
@@ -116,7 +118,7 @@ class MainWindow(QMainWindow):
         self.launcher = Launcher(self)
         self.collector_command = app_command
         self.launcher.failed.connect(self._launch_failed)
-        self.cluster: Cluster | None = None
+        self.cluster: ClusterLike | None = None
         self.cluster_file: str | None = None
         self.bridge: ClusterBridge | None = None
         self.model: NodeTableModel | None = None
@@ -371,7 +373,7 @@ class MainWindow(QMainWindow):
         self.toolbar = tb
 
     # ------------------------------------------------------------ cluster
-    def set_cluster(self, cluster: Cluster, cluster_file: str | None) -> None:
+    def set_cluster(self, cluster: ClusterLike, cluster_file: str | None) -> None:
         old, old_bridge = self.cluster, self.bridge
         self.act_balance.setChecked(False)  # a balancer belongs to one cluster
         for dlg in list(self.dialogs.values()):
