@@ -51,6 +51,8 @@ def migration_from_event(ev: Event, now: float) -> MigrationRecord | None:
     """
     if ev.kind == "migration":
         d = ev.data
+        if d.get("final") is False:
+            return None  # a progress step; the engine's final event carries the record
     elif ev.kind == "agent" and ev.message == "migration":
         d = ev.data.get("data", ev.data) if isinstance(ev.data.get("data"), dict) else ev.data
     else:
@@ -104,6 +106,8 @@ class Collector:
         self._pending_signals: collections.deque[int] = collections.deque()
         self._known: set[int] = set()  # nodes seen up in this run: only they get "down" rows
         self._mig_counts: dict[str, int] = collections.Counter()
+        #: migration ids already written (insertion-ordered, bounded): a move is heard once per source
+        self._recorded_mids: dict[str, None] = {}
         self._next_snapshot = 0.0
         self._ctl: socket.socket | None = None
         self.balancer: Any = None  # omview.core.balancer.Balancer while it runs (--balance)
@@ -235,7 +239,14 @@ class Collector:
                 self._note_balance(ev)
                 continue
             rec = migration_from_event(ev, t)
+            mid = str(ev.data.get("mid") or "")
+            if rec is not None and mid and mid in self._recorded_mids:
+                continue  # heard twice: from our own engine and from the source node's agent
             if rec is not None:
+                if mid:
+                    self._recorded_mids[mid] = None
+                    while len(self._recorded_mids) > 10000:
+                        del self._recorded_mids[next(iter(self._recorded_mids))]
                 self._tag_balanced(rec)
                 w.migration(rec)
                 self._mig_counts[rec.result or "unknown"] += 1

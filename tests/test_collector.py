@@ -321,12 +321,19 @@ def test_migration_events_are_recorded_and_unknown_ones_ignored(tmp_path: Path) 
                             data={"type": "event", "event": "migration", "pid": 7, "src": 2, "dst": 1,
                                   "result": "failed", "reason": "criu: no"}))
         col._on_event(Event("teleport", 1, data={"anything": 1}))  # a kind from the future
+        # a progress step is no record; the same move heard from the engine and the source's agent is one
+        col._on_event(Event("migration", 1, message="dump", data={"mid": "m1", "phase": "dump", "final": False,
+                                                                  "pid": 5, "src": 1, "dst": 2}))
+        final = {"mid": "m1", "pid": 5, "start": 50, "src": 1, "dst": 2, "result": "done", "time": now + 1}
+        col._on_event(Event("migration", 1, message="done", data=dict(final, final=True)))
+        col._on_event(Event("agent", 1, message="migration", data=dict(final, type="event", event="migration")))
         col.tick(time.time())
         col.tick(time.time() + 0.5)
         with HistoryReader(opts.history) as r:
             migs = r.migrations()
             assert [(m.pid, m.src, m.dst, m.result, m.frozen) for m in migs] == [(1001, 1, 2, "ok", 0.4),
-                                                                                 (7, 2, 1, "failed", None)]
+                                                                                 (7, 2, 1, "failed", None),
+                                                                                 (5, 1, 2, "done", None)]
             assert migs[1].reason == "criu: no"
         text = col.metrics_text()
         assert 'omview_migrations_total{result="ok"} 1.0' in text

@@ -978,6 +978,24 @@ _psutil: Any = None
 # exactly one node. Images live in STATE_DIR/images/<mid>/ on both sides.
 
 JOB_MODES = ("nomig", "cpujob", "iojob", "nodecay", "slowdecay", "fastdecay")
+
+
+def migration_event(journal: dict[str, Any], node_id: int, changed: float) -> dict[str, Any]:
+    """The event a finished source journal becomes (the fields the history's migrations table keeps)."""
+    ok = journal.get("state") == "committed"
+    error = str(journal.get("error") or "")
+    ended = float(journal.get("committed") or changed)
+    began = journal.get("time")
+    job = journal.get("job") if isinstance(journal.get("job"), dict) else {}
+    cmd = job.get("cmd") if isinstance(job, dict) else None
+    return {
+        "type": "event", "event": "migration", "mid": journal.get("mid"), "pid": journal.get("pid"),
+        "start": journal.get("start"), "src": node_id, "dst": journal.get("target"),
+        "result": "done" if ok else ("cancelled" if error == "cancelled" else "failed"), "reason": error,
+        "time": ended, "cmd": " ".join(cmd) if isinstance(cmd, list) else str(cmd or ""),
+        # the process stops when the dump starts and runs again just before the commit
+        "frozen": round(ended - float(began), 3) if ok and isinstance(began, (int, float)) else None,
+    }
 PR_SET_CHILD_SUBREAPER = 36
 #: Source journal states; "committed" and "aborted" are final.
 MIG_FINAL = ("committed", "aborted")
@@ -1407,6 +1425,10 @@ class JobsMixin:
         self.criu_probed = threading.Event()
         self.criu_featured = threading.Event()
         self.jobs: dict[str, dict[str, Any]] = {}  # job id -> record, for jobs running on this node
+        # finished migrations announced to our workstation (journal name -> mtime), see migrations_tick
+        self.mig_watch_since = time.time()
+        self.mig_announced: dict[str, float] = {}
+        self.mig_dir_mtime = 0
         self.children: list[Any] = []  # Popen objects to reap (unshare parents, page servers)
         self.mig_procs: dict[str, Any] = {}  # mid -> running criu Popen (dump, page server)
         self.restoring: set[str] = set()  # mids whose restore runs in this agent
@@ -1844,6 +1866,35 @@ class JobsMixin:
             time.sleep(0.01)
         return False
 
+    def migrations_tick(self) -> None:
+        """Announce migrations that left this node and finished since we started, whoever ran them.
+
+        The source's journal is the one record every migration leaves, so each workstation session
+        on this node (the collector's among them) hears of a move another app made."""
+        d = self._mig_dir()
+        try:
+            mtime = os.stat(d).st_mtime_ns
+        except OSError:
+            return
+        if mtime == self.mig_dir_mtime:
+            return  # journals are replaced by rename, which touches the folder
+        self.mig_dir_mtime = mtime
+        with os.scandir(d) as entries:
+            for e in entries:
+                if not e.name.endswith(".src.json"):
+                    continue
+                try:
+                    changed = e.stat().st_mtime
+                except OSError:
+                    continue
+                if changed < self.mig_watch_since or self.mig_announced.get(e.name) == changed:
+                    continue
+                j = _read_json(e.path)
+                if not j or j.get("state") not in MIG_FINAL:
+                    continue
+                self.mig_announced[e.name] = changed
+                self.send(migration_event(j, self.node_id or 0, changed))
+
     def jobs_tick_children(self) -> None:
         for p in list(self.children):
             if p.poll() is not None:
@@ -2243,6 +2294,7 @@ class Agent(JobsMixin):
                     self.next_due = now + self.interval
             try:
                 self.jobs_tick()
+                self.migrations_tick()
             except Exception as exc:  # bookkeeping must not stop the samples
                 _log(f"jobs: {exc!r}")
 
