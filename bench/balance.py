@@ -88,7 +88,7 @@ def static_placement(quotas: list[float]) -> list[int]:
 
 
 def run_case(c: Cluster, outer: int, nodes: list[int], balance: bool, timeout: float,
-             parallel: int = 1) -> tuple[float, int, int, float]:
+             parallel: int = 3) -> tuple[float, int, int, float]:
     """Start the jobs on `nodes`; returns (makespan, moves done, most moves of one job, mean move seconds)."""
     marker = f"ombench{time.monotonic_ns()}"
     b = bal.Balancer(c, bal.Policy(min_seen=1.0, hold=10.0, parallel=parallel), interval=1.0) if balance else None
@@ -119,7 +119,7 @@ def main() -> int:
     ap.add_argument("--work", type=float, default=8.0, help="CPU seconds per job (default 8)")
     ap.add_argument("--share", type=float, default=1.6, help="CPUs of this machine the 4 nodes get together")
     ap.add_argument("--no-static", action="store_true", help="skip the static-placement reference runs")
-    ap.add_argument("--parallel", type=int, default=1, help="moves at once from different sources (Policy.parallel)")
+    ap.add_argument("--parallel", type=int, default=3, help="moves at once, one per target (Policy.parallel, 3)")
     ap.add_argument("--only", choices=["equal", "speeds"], help="run one case only")
     args = ap.parse_args()
     if os.geteuid() != 0:

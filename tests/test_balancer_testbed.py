@@ -189,7 +189,7 @@ def test_dry_run_explains_then_a_node_dies_mid_round(cluster: Cluster, testbed: 
             time.sleep(0.5)
         rnd = b.run_once()
         assert victim and len(rnd.outcomes) == 2, rnd
-        # the move to the dying node failed; the other one (another target) went on
+        # the move to the dying node failed; the other one (another target, at the same time) went on
         assert all(not o.ok for o in rnd.outcomes if o.move.target == victim[0]), rnd.outcomes
         assert all(o.ok for o in rnd.outcomes if o.move.target != victim[0]), rnd.outcomes
         tbmod.start_sshd(testbed, victim[0])

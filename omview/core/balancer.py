@@ -135,7 +135,7 @@ class Policy:
     horizon_min: float = 20.0  # a process is expected to run at least this long still...
     horizon_max: float = 600.0  # ...and as long as it has run, up to this
     max_moves: int = 8  # per round
-    parallel: int = 1  # moves of a round done at once, from different source nodes (see Balancer._do_all)
+    parallel: int = 3  # moves of a round done at once, one per target node (see Balancer._do_all)
 
 
 @dataclass
@@ -627,22 +627,25 @@ class Balancer:
         return rnd
 
     def _do_all(self, moves: Iterable[Move]) -> list[MoveOutcome]:
-        """The round's moves, in plan order: the moves from one source one after the other, up to
-        `policy.parallel` sources at once. Two dumps from one source at the same time fail in the
-        engine today (the second page-server tunnel is refused), hence lanes per source; the default
-        is 1 (all in turn) until moves into one target at the same time are tested too."""
+        """The round's moves, in plan order: the moves to one target one after the other, up to
+        `policy.parallel` targets at once (a move is mostly waiting for CRIU and the link, and until
+        the moves are done the source carries every job). Moves done at the same time send their
+        images as files: two page-server streams from one source at once fail in the engine today
+        (the second tunnel is refused), files do not."""
         moves = list(moves)
-        by_source: dict[int, list[int]] = {}
+        by_target: dict[int, list[int]] = {}
         for i, mv in enumerate(moves):
-            by_source.setdefault(mv.node, []).append(i)
+            by_target.setdefault(mv.target, []).append(i)
         out: list[MoveOutcome | None] = [None] * len(moves)
+
+        lanes = list(by_target.values())
+        together = self.policy.parallel > 1 and len(lanes) > 1
 
         def lane(indexes: list[int]) -> None:
             for i in indexes:
-                out[i] = self._do(moves[i])
+                out[i] = self._do(moves[i], stream=not together)
 
-        lanes = list(by_source.values())
-        if self.policy.parallel <= 1 or len(lanes) <= 1:
+        if not together:
             for ln in lanes:
                 lane(ln)
         else:
@@ -652,7 +655,7 @@ class Balancer:
                     f.result()
         return [o for o in out if o is not None]
 
-    def _do(self, mv: Move) -> MoveOutcome:
+    def _do(self, mv: Move, stream: bool = True) -> MoveOutcome:
         if self._stop.is_set():
             return MoveOutcome(mv, False, "the balancer was stopped", skipped=True)
         for n in (mv.node, mv.target):
@@ -670,7 +673,10 @@ class Balancer:
                 "key": mv.key, "time": self.clock()}))
         t0 = time.monotonic()
         try:
-            r = self.cluster.migrate(mv.node, mv.pid, mv.target, start=mv.start, automatic=True, **self.migrate_kw)
+            kw = dict(self.migrate_kw)
+            if not stream:
+                kw["stream"] = False
+            r = self.cluster.migrate(mv.node, mv.pid, mv.target, start=mv.start, automatic=True, **kw)
         except Exception as exc:  # an engine bug or a hub that went away: the journal settles it
             log.exception("balancer: migration of %s failed", mv.ref)
             out = MoveOutcome(mv, False, str(exc))
