@@ -399,9 +399,15 @@ def test_eof_ends_the_agent_even_when_its_output_is_not_read(tmp_path: Path) -> 
         proc.stdin.flush()
         buf = bytearray(4)
         deadline = time.monotonic() + 120
+        last, same = -1, 0
         while True:  # until the pipe is (nearly) full and the sampler blocks in write
             fcntl.ioctl(proc.stdout.fileno(), termios.FIONREAD, buf)
-            if int.from_bytes(buf, sys.byteorder) >= 60 * 1024:
+            level = int.from_bytes(buf, sys.byteorder)
+            # lines are packed into the pipe's pages, so "full" is somewhat below 64 KiB
+            # depending on line sizes: a level over 32 KiB that stays put for 1 s is full
+            same = same + 1 if level == last else 0
+            last = level
+            if level >= 60 * 1024 or (level > 32 * 1024 and same >= 10):
                 break
             assert time.monotonic() < deadline, "the agent never filled its output pipe"
             time.sleep(0.1)

@@ -629,6 +629,20 @@ def test_cancel_during_the_dump_leaves_it_running_at_the_source(cluster: Cluster
     assert wait_one_running(marker) == _host_pid(job)
 
 
+@pytest.mark.parametrize("phase", ["prepare", "dump", "transfer"])
+def test_cancel_at_each_phase_before_the_commit_point(cluster: Cluster, marker: str, phase: str) -> None:
+    job = start_job(cluster, 1, COUNTER, marker, ready="2 ")
+    before = mig_files(cluster)
+    r = migration.migrate(cluster, 1, job["pid"], 3, hooks={phase: lambda m: m.cancel.set()})
+    assert r.cancelled and not r.ok and r.phase == phase, r
+    assert wait_one_running(marker) == _host_pid(job)
+    # the source journal stays (aborted), nothing else: no images, no target record left receiving
+    after = mig_files(cluster)
+    assert not any(n.startswith("images/") for n in after[1] | after[3])
+    assert all(not f.endswith(".dst.json") or f in before[3] or "aborted" in
+               (Path(cluster.config.node(3).state_dir or "") / f).read_text() for f in after[3])
+
+
 def test_files_transfer_without_page_server(cluster: Cluster, marker: str) -> None:
     job = start_job(cluster, 1, COUNTER, marker, ready="3 ")
     r = migration.migrate(cluster, 1, job["pid"], 3, stream=False)

@@ -212,7 +212,8 @@ class _PopenBulk(BulkChannel):
         assert proc.stdin and proc.stdout and proc.stderr
         self.proc = proc
         self._err = bytearray()
-        threading.Thread(target=self._drain, name="bulk-stderr", daemon=True).start()
+        self._drainer = threading.Thread(target=self._drain, name="bulk-stderr", daemon=True)
+        self._drainer.start()
 
     def _drain(self) -> None:
         assert self.proc.stderr
@@ -237,9 +238,11 @@ class _PopenBulk(BulkChannel):
 
     def wait(self, timeout: float | None = None) -> int | None:
         try:
-            return self.proc.wait(timeout)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        self._drainer.join(5)  # all of stderr is read once the command has exited
+        return rc
 
     def close(self) -> None:
         if self.proc.poll() is None:
