@@ -356,8 +356,7 @@ class MigmonWindow(QMainWindow):
     # ------------------------------------------------------------ closing
     def closeEvent(self, event: QCloseEvent) -> None:
         for cancel in self.inflight.values():
-            if actions.can_cancel_migration(self.cluster):
-                cancel.set()  # the engine resumes the process where it was
+            cancel.set()  # the engine resumes the process where it was
         self._unsubscribe()
         self.bridge.close()
         self.procbridge.close()

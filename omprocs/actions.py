@@ -98,11 +98,6 @@ def probe_agents(cluster: Any, timeout: float = 10.0) -> str | None:
     return _AGENT_PROBLEMS.get(id(cluster))
 
 
-def can_cancel_migration(cluster: Any) -> bool:
-    """Cancel reaches the engine only when it runs in this process (the hub takes no cancel)."""
-    return callable(getattr(cluster, "transport", None))
-
-
 def check_current(cluster: Any, key: ProcKey) -> None:
     """Refuse a process that ended or whose PID was reused (AgentError code 'stale')."""
     node, pid, start = key
@@ -150,7 +145,7 @@ def do_migrate(
         raise AgentError(problem, "failed", key[0])
     node, pid, start = key
     kw: dict[str, Any] = {"start": start, "progress": progress}
-    if cancel is not None and can_cancel_migration(cluster):
+    if cancel is not None:  # reaches the engine here or, relayed, in the session hub
         kw["cancel"] = cancel
     return cluster.migrate(node, pid, target, **kw)
 

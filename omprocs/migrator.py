@@ -356,10 +356,7 @@ class MigratorWindow(QDialog):
         self.btn_cancel = QPushButton("Cancel migration")
         self.btn_cancel.setAutoDefault(False)
         self.btn_cancel.clicked.connect(self.cancel)
-        if not actions.can_cancel_migration(self.cluster):
-            self.btn_cancel.setToolTip("This window talks to the session hub, which takes no cancel")
-        else:
-            self.btn_cancel.setToolTip("Stop the migration before its commit point; the process keeps running here")
+        self.btn_cancel.setToolTip("Stop the migration before its commit point; the process keeps running here")
         prog.addWidget(self.phase)
         prog.addWidget(self.bar, 1)
         prog.addWidget(self.btn_cancel)
@@ -481,8 +478,7 @@ class MigratorWindow(QDialog):
         for b in (self.btn_kill, self.btn_stop, self.btn_cont):
             b.setEnabled(alive and idle)
         self.nice.setEnabled(alive and idle)
-        self.btn_cancel.setEnabled(self.busy and self.handle_cancel is not None
-                                   and actions.can_cancel_migration(self.cluster))
+        self.btn_cancel.setEnabled(self.busy and self.handle_cancel is not None)
 
     @property
     def is_green(self) -> bool:
@@ -601,7 +597,7 @@ class MigratorWindow(QDialog):
             self.phase.setText("cancelling…")
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.busy and self.handle_cancel is not None and actions.can_cancel_migration(self.cluster):
+        if self.busy and self.handle_cancel is not None:
             self.handle_cancel.set()  # the engine resumes the process on its node
         super().closeEvent(event)
 
