@@ -344,7 +344,10 @@ class Session:
             try:
                 stream.send(chunk)
             except Exception as exc:
-                self.loop.call_soon(functools.partial(self._send_failed, gen, f"unreachable: sending failed: {exc}"))
+                # a dead agent also shows as EOF, whose reason (with its exit status and stderr) says
+                # more than a broken pipe: give the reader a moment to get there first
+                reason = f"unreachable: sending failed: {exc}"
+                self.loop.call_later(0.5, functools.partial(self._send_failed, gen, reason))
                 return
 
     def _send_failed(self, gen: int, reason: str) -> None:
