@@ -568,6 +568,10 @@ def test_screenshot_main_window_200_nodes(qtbot, light) -> None:  # type: ignore
         w.resize(1280, 800)
         w.show()
         pump(1.5)
+        # what the picture must show: every node a row, the two switched off counted down
+        qtbot.waitUntil(lambda: w.model is not None and w.model.aggregate.up == 198, timeout=10000)
+        assert w.model is not None and w.model.rowCount() == 201
+        assert w.model.index(0, COL_NODE).data() == "198/200"
         print(f"\nscreenshot: {screenshot(w, 'main_200_nodes')}")
         w.close()
     finally:

@@ -552,7 +552,7 @@ APP = textwrap.dedent("""
 
 
 @pytest.fixture
-def testbed_apps(testbed: Testbed, hubs: Hubs) -> Iterator[list[subprocess.Popen[str]]]:
+def apps_on_testbed(testbed: Testbed, hubs: Hubs) -> Iterator[list[subprocess.Popen[str]]]:
     apps: list[subprocess.Popen[str]] = []
     yield apps
     for a in apps:
@@ -580,7 +580,7 @@ def report(a: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def test_testbed_three_apps_one_agent_per_node_and_kill_9(
-    testbed: Testbed, hubs: Hubs, testbed_apps: list[subprocess.Popen[str]]
+    testbed: Testbed, hubs: Hubs, apps_on_testbed: list[subprocess.Popen[str]]
 ) -> None:
     config = load_cluster(str(testbed.cluster_file))
     # agents of anything else still connected (an earlier test's cluster) are not ours: count the new ones
@@ -588,7 +588,7 @@ def test_testbed_three_apps_one_agent_per_node_and_kill_9(
 
     def ours() -> dict[int, set[int]]:
         return {n: set(v) - others[n] for n, v in agent_pids(testbed).items()}
-    firsts = [json.loads(start_app(testbed, testbed_apps, name).stdout.readline())  # type: ignore[union-attr]
+    firsts = [json.loads(start_app(testbed, apps_on_testbed, name).stdout.readline())  # type: ignore[union-attr]
               for name in ("omview", "omprocs", "ommigmon")]
     hub_pids = {f["hub"] for f in firsts}
     for p in hub_pids:
@@ -612,7 +612,7 @@ def test_testbed_three_apps_one_agent_per_node_and_kill_9(
         assert me.wait_until(lambda: all(n.up for n in me.nodes()), 15)
         print(f"testbed: reattached {time.monotonic() - t0:.2f} s after kill -9")
         assert not [e for e in events if e.kind == "down"], [(e.node_id, e.message) for e in events]
-        for a in testbed_apps:
+        for a in apps_on_testbed:
             assert wait_for(lambda a=a: (r := report(a))["connected"] and r["hub"] == me.hub_pid, 15, 0.2)
             r = report(a)
             assert all(r["up"]) and r["procs"] > 0, r
