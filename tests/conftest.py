@@ -91,3 +91,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "testbed" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.testbed)
+
+
+# ---------------------------------------------------------------- gui
+
+# Qt is imported inside the fixtures, so the core's tests still run without it.
+
+
+@pytest.fixture(scope="module")
+def qsettings_sandbox() -> Iterator[None]:
+    """QSettings in a throwaway folder, so a GUI test never reads or writes the user's settings."""
+    import tempfile
+
+    from PySide6.QtCore import QSettings
+
+    with tempfile.TemporaryDirectory(prefix="omview-qsettings-") as d:
+        QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, d)
+        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, d)
+        yield
+
+
+@pytest.fixture
+def light(qapp: Any) -> Any:
+    """The light theme, as the screenshots in the docs show it."""
+    from omview.gui import theme
+
+    theme.apply_theme(qapp, "light")
+    return qapp

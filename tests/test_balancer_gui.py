@@ -6,24 +6,14 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import tempfile
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtCore import QSettings
 
 from omview.gui.mainwindow import MainWindow
 from tests.gui_helpers import SimSetup, sim_cluster
 
-pytestmark = pytest.mark.gui
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_settings() -> Iterator[None]:
-    with tempfile.TemporaryDirectory(prefix="omview-qsettings-") as d:
-        QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, d)
-        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, d)
-        yield
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("qsettings_sandbox")]
 
 
 @pytest.fixture

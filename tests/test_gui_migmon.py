@@ -16,14 +16,13 @@ import json
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMenu
@@ -38,26 +37,11 @@ from omview.core import migration
 from omview.core.cluster import Cluster
 from omview.core.config import load_cluster
 from omview.core.testbed import Testbed
-from omview.gui import theme
 from tests.gui_helpers import SimSetup, pump, screenshot, sim_cluster
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("qsettings_sandbox")]
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_MS = 60000  # real migrations on a loaded 2-core machine
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_settings() -> Iterator[None]:
-    with tempfile.TemporaryDirectory(prefix="omview-qsettings-") as d:
-        QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, d)
-        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, d)
-        yield
-
-
-@pytest.fixture
-def light(qapp: QApplication) -> QApplication:
-    theme.apply_theme(qapp, "light")
-    return qapp
 
 
 def make_guests(setup: SimSetup, every: int = 3, per_node: int = 2) -> int:

@@ -18,14 +18,13 @@ import json
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QModelIndex, QSettings, Qt
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -60,22 +59,8 @@ from omview.core.simulate import SimFarm
 from omview.gui import theme
 from tests.gui_helpers import pump, screenshot
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("qsettings_sandbox")]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_settings() -> Iterator[None]:
-    with tempfile.TemporaryDirectory(prefix="omprocs-qsettings-") as d:
-        QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, d)
-        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, d)
-        yield
-
-
-@pytest.fixture
-def light(qapp: QApplication) -> QApplication:
-    theme.apply_theme(qapp, "light")
-    return qapp
 
 
 # ---------------------------------------------------------------- a synthetic cluster
