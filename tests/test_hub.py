@@ -250,6 +250,50 @@ def test_events_keep_the_copy_whole_under_churn(hubs: Hubs) -> None:
         c.stop()
 
 
+def test_wait_until_predicate_may_read_the_cluster(hubs: Hubs) -> None:
+    """A wait_until predicate may call snapshot()/nodes()/processes() on either cluster while
+    events flow: it runs without the cluster's lock (it used to hold it, and snapshot() then
+    waited for the lock's holder: a TimeoutError on a Cluster, a hang on a HubCluster)."""
+    farm = SimFarm(SIM_NODES, procs_per_node=10, churn=0.2)
+    config = farm.config(SIM_INTERVAL)
+    server = HubServer(config, transport_factory=farm.transport).start()
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    app = HubCluster(config, autostart=False, client="waiter").start()
+    try:
+        for c in (server.cluster, app):
+            samples: list[int] = []
+            c.subscribe(lambda ev, box=samples: box.append(ev.node_id) if ev.kind == "sample" else None)
+            looks: list[int] = []
+            outcome: list[Any] = []
+
+            def predicate(c: Any = c, looks: list[int] = looks, box: list[int] = samples) -> bool:
+                states = c.snapshot()
+                looks.append(len(states))
+                assert [n.id for n in c.nodes()] == [1, 2, 3]
+                c.processes()
+                return len(box) >= 5 * SIM_NODES and all(st.up and st.procs for st in states)
+
+            def wait(c: Any = c, predicate: Callable[[], bool] = predicate, out: list[Any] = outcome) -> None:
+                try:
+                    out.append(c.wait_until(predicate, 60))
+                except BaseException as exc:
+                    out.append(exc)
+
+            waiter = threading.Thread(target=wait, daemon=True)
+            waiter.start()
+            waiter.join(90)  # a hang guard, not a speed check
+            assert not waiter.is_alive(), f"{type(c).__name__}.wait_until hangs when its predicate reads the cluster"
+            assert outcome == [True], outcome
+            assert len(looks) > 1 and set(looks) == {SIM_NODES}, looks  # called again after events
+            assert c.wait_ready(5)
+    finally:
+        app.stop()
+        server.shutdown()
+        t.join(10)
+        farm.stop()
+
+
 def test_three_apps_in_three_processes_share_one_hub(hubs: Hubs) -> None:
     """No hub running; three apps start at once: one hub wins the lock, all three use it."""
     script = textwrap.dedent(f"""

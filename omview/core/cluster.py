@@ -29,9 +29,56 @@ from omview.core.transport import Transport, make_transport
 log = logging.getLogger("omview.cluster")
 
 Listener = Callable[[Event], None]
+_NOT_CONNECTED = NodeState(0, "").reason
 
 
-class Cluster:
+class Waiting:
+    """`wait_until`/`wait_ready` of both clusters (`Cluster`, `HubCluster`).
+
+    The predicate runs WITHOUT the cluster's lock, so it may read the cluster any way an app
+    does (`snapshot()`, `nodes()`, `processes()`): `Cluster.snapshot` needs the I/O thread, which
+    needs the lock, and `HubCluster.snapshot` takes its emit lock before the lock. A change that
+    lands while the predicate runs is not missed: `_version` counts them (`_notify_changed`), and
+    we only sleep when it has not moved since we looked.
+    """
+
+    _lock: threading.RLock
+    _changed: threading.Condition
+    _states: dict[int, NodeState]
+    _version: int = 0
+
+    def _notify_changed(self) -> None:
+        """Call with `_lock` held, after every change a waiter may be waiting for."""
+        self._version += 1
+        self._changed.notify_all()
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Block until predicate() holds (checked after every event); for threads and tests."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                seen = self._version
+            if predicate():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._changed:
+                if self._version == seen:
+                    # at most half a second: a few changes (set_admin's) notify nobody
+                    self._changed.wait(min(left, 0.5))
+
+    def wait_ready(self, timeout: float = 15.0) -> bool:
+        """Every node up, or known down for a reason (not merely 'not connected yet')."""
+
+        def ready() -> bool:
+            with self._lock:
+                return all(s.up or s.reason != _NOT_CONNECTED for s in self._states.values())
+
+        return self.wait_until(ready, timeout)
+
+
+class Cluster(Waiting):
     def __init__(
         self,
         config: ClusterConfig,
@@ -113,7 +160,7 @@ class Cluster:
     def _emit(self, event: Event) -> None:
         with self._lock:
             listeners = list(self._listeners)
-            self._changed.notify_all()
+            self._notify_changed()
         for fn in listeners:
             try:
                 fn(event)
@@ -194,23 +241,6 @@ class Cluster:
         with self._lock:
             table = self._states[node_id].procs
             return [table.get(k) for k in keys]
-
-    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Block until predicate() holds (checked after every event); for threads and tests."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(min(left, 0.5))
-        return True
-
-    def wait_ready(self, timeout: float = 15.0) -> bool:
-        """Every node up, or known down for a reason (not merely 'not connected yet')."""
-        return self.wait_until(
-            lambda: all(s.up or s.reason != "not connected yet" for s in self._states.values()), timeout
-        )
 
     # ------------------------------------------------------------ requests
     def request(self, node_id: int, op: str, args: dict[str, Any] | None = None) -> Future[Any]:

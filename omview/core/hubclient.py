@@ -33,6 +33,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
+from omview.core.cluster import Waiting
 from omview.core.config import ClusterConfig, NodeConfig
 from omview.core.hub import (
     HUB_PROTOCOL,
@@ -99,7 +100,7 @@ class _Pending:
     sent_gen: int = -1  # link generation it was sent on; -1 = waiting for a link
 
 
-class HubCluster:
+class HubCluster(Waiting):
     """A cluster served by the session hub. See `omview.core.cluster.ClusterLike`.
 
     `autostart`: start a hub (detached) when none answers; `hub_command`: the argv that starts
@@ -283,7 +284,7 @@ class HubCluster:
         with self._lock:
             self.hub_connected = True
             self.hub_reason = ""
-            self._changed.notify_all()
+            self._notify_changed()
         if self.attaches > 1:
             self._emit(Event("hub", 0, message="attached to the session hub again", data={"up": True,
                                                                                           "pid": self.hub_pid}))
@@ -376,7 +377,7 @@ class HubCluster:
                     failed.append(self._pending.pop(rid))
                 else:
                     p.sent_gen = -1
-            self._changed.notify_all()
+            self._notify_changed()
         log.warning("%s: reattaching", reason)
         for p in failed:
             if not p.future.done():
@@ -465,7 +466,7 @@ class HubCluster:
                                             gone=[k for k in old if k not in table]))
                 self._have_snapshot = True
                 self.attaches += 1
-                self._changed.notify_all()
+                self._notify_changed()
             for ev in events:
                 self._emit(ev)
 
@@ -497,7 +498,7 @@ class HubCluster:
                                new=[(int(r["pid"]), int(r["start"])) for r in msg.get("new", ())],
                                changed=[(int(r["pid"]), int(r["start"])) for r in msg.get("changed", ())],
                                gone=[(int(a), int(b)) for a, b in msg.get("gone", ())], full=bool(msg.get("full")))
-                self._changed.notify_all()
+                self._notify_changed()
             if ev is not None:
                 self._emit(ev)
 
@@ -610,21 +611,6 @@ class HubCluster:
         """A copy of what the hub knows of the node's session (agent hello, connects)."""
         with self._lock:
             return dataclasses.replace(self._sessions[node_id])
-
-    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(min(left, 0.5))
-        return True
-
-    def wait_ready(self, timeout: float = 15.0) -> bool:
-        return self.wait_until(
-            lambda: all(s.up or s.reason != "not connected yet" for s in self._states.values()), timeout
-        )
 
     # ------------------------------------------------------------ requests
     def _submit(self, msg: dict[str, Any], idempotent: bool) -> Future[Any]:
