@@ -293,37 +293,15 @@ class MigScene(QGraphicsScene):
             seen.add(key)
             if rows.get(key) is p or key in departed:
                 continue
-            rows[key] = p
+            self._take_row(key, p, rows, circle, added)
             changed = True
-            item = self.items_by_key.get(key)
-            if item is not None:
-                was_guest = item.guest
-                item.update_proc(p)
-                if item.guest != was_guest:
-                    self._update_line(item)
-            elif key not in circle.overflow:
-                added.append((key, p))
         if len(seen) != len(rows) or departed:
             gone = [k for k in rows if k not in seen]
             gone += [k for k in departed if k[0] == node and k not in seen]
             for key in gone:
+                self._forget_row(key, rows, circle)
                 changed = True
-                departed.discard(key)
-                rows.pop(key, None)
-                circle.overflow.discard(key)
-                if key in self.items_by_key:
-                    self._drop_item(key)
-        added.sort(key=lambda kp: kp[0][1])
-        for key, p in added:
-            self._add_item(key, p)
-        # a slot freed: promote waiting processes
-        while circle.overflow and len(circle.slots.of) < circle.slots.capacity:
-            key = min(circle.overflow, key=lambda k: k[1])
-            circle.overflow.discard(key)
-            self._add_item(key, rows[key])
-        if changed:
-            self._update_more(node)
-        return changed
+        return self._settle(node, circle, rows, added, changed)
 
     def sync_keys(self, node: int, keys: list[tuple[int, int]], rows: list[ProcInfo | None]) -> bool:
         """Only these (pid, start) keys of one node changed; `rows` are their current rows (None =
@@ -340,32 +318,45 @@ class MigScene(QGraphicsScene):
             key = (node, pid, start)
             if p is None or not (main or (p.home and p.home != node)):
                 if key in table or key in departed:
+                    self._forget_row(key, table, circle)
                     changed = True
-                    departed.discard(key)
-                    table.pop(key, None)
-                    circle.overflow.discard(key)
-                    if key in self.items_by_key:
-                        self._drop_item(key)
                 continue
             if key in departed or table.get(key) is p:
                 continue
-            table[key] = p
+            self._take_row(key, p, table, circle, added)
             changed = True
-            item = self.items_by_key.get(key)
-            if item is not None:
-                was_guest = item.guest
-                item.update_proc(p)
-                if item.guest != was_guest:
-                    self._update_line(item)
-            elif key not in circle.overflow:
-                added.append((key, p))
+        return self._settle(node, circle, table, added, changed)
+
+    def _take_row(self, key: ProcKey, p: ProcInfo, rows: dict[ProcKey, ProcInfo], circle: Circle,
+                  added: list[tuple[ProcKey, ProcInfo]]) -> None:
+        """A new or replaced row: update its square in place, or queue a new square."""
+        rows[key] = p
+        item = self.items_by_key.get(key)
+        if item is not None:
+            was_guest = item.guest
+            item.update_proc(p)
+            if item.guest != was_guest:
+                self._update_line(item)
+        elif key not in circle.overflow:
+            added.append((key, p))
+
+    def _forget_row(self, key: ProcKey, rows: dict[ProcKey, ProcInfo], circle: Circle) -> None:
+        self.departed.discard(key)
+        rows.pop(key, None)
+        circle.overflow.discard(key)
+        if key in self.items_by_key:
+            self._drop_item(key)
+
+    def _settle(self, node: int, circle: Circle, rows: dict[ProcKey, ProcInfo],
+                added: list[tuple[ProcKey, ProcInfo]], changed: bool) -> bool:
+        """Place the new squares in PID order, then let waiting ones into freed slots."""
         added.sort(key=lambda kp: kp[0][1])
         for key, p in added:
             self._add_item(key, p)
         while circle.overflow and len(circle.slots.of) < circle.slots.capacity:
             key = min(circle.overflow, key=lambda k: k[1])
             circle.overflow.discard(key)
-            self._add_item(key, table[key])
+            self._add_item(key, rows[key])
         if changed:
             self._update_more(node)
         return changed
