@@ -276,6 +276,17 @@ def _ranges(rows: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
+def header_data(section: int, orientation: Qt.Orientation, role: int) -> Any:
+    """The column titles and their tooltips, shared by the table and the tree of processes."""
+    if orientation != Qt.Orientation.Horizontal:
+        return None
+    if role == Qt.ItemDataRole.DisplayRole:
+        return HEADERS.get(section)
+    if role == Qt.ItemDataRole.ToolTipRole:
+        return HEADER_TIPS.get(section)
+    return None
+
+
 class ProcTableModel(QAbstractTableModel):
     """Every process of the cluster (or of `nodes`), sorted by one column.
 
@@ -474,13 +485,7 @@ class ProcTableModel(QAbstractTableModel):
         return _READ_ONLY
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS.get(section)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return HEADER_TIPS.get(section)
-        return None
+        return header_data(section, orientation, role)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

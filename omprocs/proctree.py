@@ -27,8 +27,6 @@ from PySide6.QtWidgets import QAbstractItemView, QStyledItemDelegate, QStyleOpti
 from omprocs.procmodel import (
     COL_PID,
     COLUMN_COUNT,
-    HEADER_TIPS,
-    HEADERS,
     SORT_KEYS,
     ProcFilterProxy,
     ProcKey,
@@ -36,6 +34,7 @@ from omprocs.procmodel import (
     cell,
     filter_changed,
     filter_changing,
+    header_data,
 )
 from omprocs.procview import WIDTHS
 
@@ -290,13 +289,7 @@ class ProcTreeModel(QAbstractItemModel):
         return _READ_ONLY
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS.get(section)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return HEADER_TIPS.get(section)
-        return None
+        return header_data(section, orientation, role)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
