@@ -1,28 +1,22 @@
-"""The node table view: delegates per column, click-and-drag on the painted speed slider, keys.
+"""The node table view: rows painted in one pass, click-and-drag on the painted slider, keys.
 
-A click on a painted slider opens the real editor under the pointer and keeps feeding it the
-drag, so one gesture sets a speed as it did in openMosixview, although only one editor widget
-ever exists. Enter or Space on an address cell opens the node dialog; F2 or Enter on a speed
-cell starts editing; Tab/arrow keys move between cells.
+The view paints its rows itself (NodePainter, see delegates.py) instead of asking a delegate
+per cell; delegates remain for the speed editor and the address button's click. A click on a
+painted slider opens the real editor under the pointer and keeps feeding it the drag, so one
+gesture sets a speed as it did in openMosixview, although only one editor widget ever exists.
+Enter or Space on an address cell opens the node dialog; F2 or Enter on a speed cell starts
+editing; arrow keys move between cells.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent, QPaintEvent
+from PySide6.QtCore import QEvent, QModelIndex, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from omview.gui.delegates import (
-    BarDelegate,
-    ButtonDelegate,
-    LampDelegate,
-    SpeedDelegate,
-    SpeedEditor,
-    TextDelegate,
-    begin_paint,
-)
+from omview.gui.delegates import ButtonDelegate, CellDelegate, NodePainter, SpeedDelegate, SpeedEditor
 from omview.gui.nodemodel import (
     COL_ADDRESS,
     COL_AVAILABLE,
@@ -53,19 +47,15 @@ class NodeTableView(QTableView):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.lamps = LampDelegate(self)
-        self.buttons = ButtonDelegate(self)
-        self.speed = SpeedDelegate(self)
-        self.load_bars = BarDelegate("load", self, high=90.0)
-        self.mem_bars = BarDelegate("memory", self)
-        self.text = TextDelegate(self)
-        self.setItemDelegate(self.text)
-        self.setItemDelegateForColumn(COL_NODE, self.lamps)
+        self.painter = NodePainter()
+        self.cells = CellDelegate(self.painter, self)
+        self.buttons = ButtonDelegate(self.painter, self)
+        self.speed = SpeedDelegate(self.painter, self)
+        self.setItemDelegate(self.cells)
         self.setItemDelegateForColumn(COL_ADDRESS, self.buttons)
         self.setItemDelegateForColumn(COL_SPEED, self.speed)
-        self.setItemDelegateForColumn(COL_LOAD, self.load_bars)
-        self.setItemDelegateForColumn(COL_MEMORY, self.mem_bars)
         self.buttons.clicked.connect(self._button_clicked)
+        self.hover_cell: tuple[int, int] | None = None  # (row, column) under the pointer: the button lights up
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
         self.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
@@ -82,6 +72,8 @@ class NodeTableView(QTableView):
         self.setSortingEnabled(True)
         self.setToolTip("")
         self.setAccessibleName("Cluster nodes")
+        # a resized column makes every cached picture of it the wrong size
+        self.horizontalHeader().sectionResized.connect(lambda *_: self.painter.clear())
         self._drag: SpeedEditor | None = None
 
     def setModel(self, model: Any) -> None:
@@ -101,11 +93,28 @@ class NodeTableView(QTableView):
         self.sortByColumn(COL_NODE, Qt.SortOrder.AscendingOrder)
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        begin_paint(self)  # colours, fonts and the source model, once per repaint
-        super().paintEvent(event)
+        painter = QPainter(self.viewport())
+        try:
+            self.painter.paint_view(painter, self, event.rect())
+        finally:
+            painter.end()
 
     def _button_clicked(self, index: QModelIndex) -> None:
         self.nodeActivated.emit(int(index.data(NODE_ID_ROLE)))
+
+    # hover: only the address button shows it ------------------------------------
+    def _set_hover(self, cell: tuple[int, int] | None) -> None:
+        if cell == self.hover_cell:
+            return
+        for old in (self.hover_cell, cell):
+            if old is not None and old[1] == COL_ADDRESS and self.model() is not None:
+                self.viewport().update(self.visualRect(self.model().index(*old)))
+        self.hover_cell = cell
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave:
+            self._set_hover(None)
+        return super().viewportEvent(event)
 
     # mouse: the painted slider becomes the real one under the pointer -----------
     def mousePressEvent(self, event: QMouseEvent) -> None:
@@ -131,6 +140,8 @@ class NodeTableView(QTableView):
             index = self.currentIndex()
             self._drag.set_from_x(int(event.position().x()) - self.visualRect(index).left())
             return
+        index = self.indexAt(event.position().toPoint())
+        self._set_hover((index.row(), index.column()) if index.isValid() else None)
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
