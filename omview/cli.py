@@ -10,13 +10,19 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from omview.core.cluster import Cluster, ClusterLike, open_cluster
+from omview.core.cluster import ClusterLike, open_cluster
 from omview.core.config import ClusterConfig, ConfigError, load_cluster, parse_node_ref
 from omview.core.model import NodeState
-from omview.core.session import AgentError
+
+if TYPE_CHECKING:
+    from omview.core.cluster import Cluster
+
+# Commands through a running session hub import no SSH machinery (omview.core.session, transport,
+# the I/O loop, thread pools): `omctl status` is mostly Python's start-up and imports, so what is
+# only needed by direct connections, migrations or jobs is imported where it is used.
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -327,6 +333,8 @@ def _connect_direct(config: ClusterConfig, timeout: float, criu: bool = True) ->
 
     criu: also wait for every node's migration readiness (choosing `best` needs it; a migration
     to a named node does not: its preflight asks the two agents, which wait for their probe)."""
+    from omview.core.cluster import Cluster
+
     cluster = Cluster(config).start()
     cluster.wait_ready(timeout)
     if criu:
@@ -337,6 +345,7 @@ def _connect_direct(config: ClusterConfig, timeout: float, criu: bool = True) ->
 
 def cmd_run(cluster: Cluster, args: argparse.Namespace) -> int:
     from omview.core import jobs, migration
+    from omview.core.session import AgentError
 
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
@@ -503,6 +512,23 @@ def _dispatch_jobs(args: argparse.Namespace, config: ClusterConfig) -> int:
 # ---------------------------------------------------------------- parser
 
 
+class _JobModes:
+    """omview.core.jobs.JOB_MODES for argparse's `choices`, looked up only when --mode is given or
+    shown: omview.core.jobs imports the SSH session code, which `omctl status` must not pay for."""
+
+    @staticmethod
+    def _modes() -> Sequence[str]:
+        from omview.core.jobs import JOB_MODES
+
+        return JOB_MODES
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._modes()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modes())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omctl", description="Watch and steer an omview cluster from the shell.")
     p.add_argument("--cluster", metavar="FILE", help="cluster file (.toml) or openMosix map file")
@@ -547,8 +573,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--foreground", action="store_true", help="stay attached, log to stderr")
     s.add_argument("--idle", type=float, help="seconds to stay after the last app leaves (default 60, 0 = forever)")
 
-    from omview.core.jobs import JOB_MODES
-
     s = sub.add_parser("run", help="start a job that can migrate (mosrun): omctl run [--on ID] -- CMD ARGS...")
     where = s.add_mutually_exclusive_group()
     where.add_argument("--on", type=int, metavar="ID", help="start on node ID")
@@ -556,7 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--best", action="store_true", help="start on the least loaded node per capacity")
     where.add_argument("--parallel", metavar="FIRST-LAST", help="one job on each node in the range")
     s.add_argument("--inverse", action="store_true", help="with --parallel: highest node first")
-    s.add_argument("--mode", choices=JOB_MODES, help="mosrun mode; nomig jobs never migrate")
+    s.add_argument("--mode", choices=_JobModes(), metavar="MODE",
+                   help="mosrun mode: %(choices)s; nomig jobs never migrate")
     s.add_argument("--json", action="store_true")
     s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     s = sub.add_parser("migrate", help="move ID:PID to node TARGET, home or best (CRIU)")
@@ -623,14 +648,23 @@ def run(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"omctl: {exc}", file=sys.stderr)
         return EXIT_FAIL
-    except (Failure, AgentError) as exc:
+    except Failure as exc:
         print(f"omctl: {exc}", file=sys.stderr)
         return EXIT_FAIL
     except Exception as exc:  # a testbed or OS failure: one line, not a traceback
+        if _is_agent_error(exc):
+            print(f"omctl: {exc}", file=sys.stderr)
+            return EXIT_FAIL
         if args.verbose:
             raise
         print(f"omctl: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAIL
+
+
+def _is_agent_error(exc: BaseException) -> bool:
+    """An AgentError can only exist once omview.core.session was imported: no import for the check."""
+    session = sys.modules.get("omview.core.session")
+    return session is not None and isinstance(exc, session.AgentError)
 
 
 def _dispatch(args: argparse.Namespace, config: ClusterConfig) -> int:

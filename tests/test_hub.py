@@ -755,6 +755,17 @@ def test_testbed_omctl_uses_a_running_hub(testbed: Testbed, hubs: Hubs) -> None:
             times.append(t)
         assert probe.hub_info()["attaches"] == attaches + 3  # each omctl went through the hub
         assert [n["id"] for n in json.loads(viahub.stdout)["nodes"]] == [1, 2, 3]
+        # through the hub, omctl loads none of the SSH machinery (most of its time is imports):
+        # -X importtime names every module the command imported
+        traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "omview.cli", "--cluster",
+                                 str(testbed.cluster_file), "status"], capture_output=True, text=True, timeout=60)
+        assert traced.returncode == 0, traced.stderr
+        loaded = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines() if "|" in line}
+        assert "omview.core.hubclient" in loaded and "omview.core.model" in loaded, sorted(loaded)
+        heavy = {"omview.core.session", "omview.core.transport", "omview.core.ioloop", "omview.core.jobs",
+                 "omview.core.migration", "concurrent.futures.thread", "subprocess", "paramiko", "psutil",
+                 "cryptography", "uuid"}
+        assert not loaded & heavy, sorted(loaded & heavy)
         print(f"omctl status: direct {t_direct * 1000:.0f} ms, through the hub {min(times) * 1000:.0f} ms")
         assert omctl("setspeed", "2", "7777")[0].returncode == 0
         assert probe.wait_until(lambda: (s := probe.node(2).sample) is not None and s.speed == 7777, 10)

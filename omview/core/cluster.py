@@ -16,19 +16,25 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from omview.core.config import TRANSPORTS, ClusterConfig, NodeConfig
-from omview.core.ioloop import IoLoop
 from omview.core.model import AdminState, NodeState, ProcInfo
-from omview.core.session import AgentError, Event, Session
-from omview.core.transport import Transport, make_transport
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from omview.core.ioloop import IoLoop
+    from omview.core.session import Event, Session
+    from omview.core.transport import Transport
+
+# The sessions, their I/O loop and transports are imported when a Cluster is made, not here:
+# `open_cluster` and `Waiting` are also what a hub client needs, and `omctl status` through the
+# session hub should not pay for SSH machinery it never uses (docs/architecture.md, Session hub).
 
 log = logging.getLogger("omview.cluster")
 
-Listener = Callable[[Event], None]
+Listener = Callable[["Event"], None]
 _NOT_CONNECTED = NodeState(0, "").reason
 
 
@@ -85,6 +91,10 @@ class Cluster(Waiting):
         *,
         transport_factory: Callable[..., Transport] | None = None,
     ) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from omview.core.transport import make_transport
+
         self.config = config
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -108,6 +118,9 @@ class Cluster(Waiting):
     def start(self) -> Cluster:
         if self._loop is not None:
             return self
+        from omview.core.ioloop import IoLoop
+        from omview.core.session import Session
+
         self._loop = IoLoop()
         for n in self.config.nodes:
             s = Session(
@@ -245,6 +258,10 @@ class Cluster(Waiting):
     # ------------------------------------------------------------ requests
     def request(self, node_id: int, op: str, args: dict[str, Any] | None = None) -> Future[Any]:
         if node_id not in self._sessions:
+            from concurrent.futures import Future
+
+            from omview.core.session import AgentError
+
             fut: Future[Any] = Future()
             fut.set_exception(AgentError(f"no node {node_id} in the cluster", "notfound", node_id))
             return fut
@@ -252,6 +269,10 @@ class Cluster(Waiting):
 
     def call(self, node_id: int, op: str, args: dict[str, Any] | None = None, timeout: float = 15.0) -> Any:
         """Blocking request: the result, or AgentError."""
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        from omview.core.session import AgentError
+
         try:
             return self.request(node_id, op, args).result(timeout)
         except FutureTimeout:
@@ -272,6 +293,8 @@ class Cluster(Waiting):
         """The process to act on, refusing an unknown PID before anything is sent."""
         proc = self.process(node_id, pid)
         if proc is None or (start is not None and proc.start != start):
+            from omview.core.session import AgentError
+
             raise AgentError(
                 f"no process {pid} on node {node_id} (it ended, or the list is not current yet)",
                 "stale",

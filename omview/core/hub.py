@@ -19,7 +19,6 @@ agent op on a node) or `method` (a Cluster method named in `METHODS`).
 
 from __future__ import annotations
 
-import argparse
 import errno
 import fcntl
 import hashlib
@@ -35,13 +34,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omview.core.config import ClusterConfig, ConfigError, dump_settings, load_cluster, save_cluster
 from omview.core.model import NodeSample, NodeState
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+# the thread pool and argparse are the server's: imported there, not by every app
+# (omview.core.hubclient imports this module for its paths and wire format).
 
 log = logging.getLogger("omview.hub")
 
@@ -267,6 +271,8 @@ class HubServer:
         transport_factory: Callable[..., Any] | None = None,
         flush_delay: float = FLUSH_DELAY,
     ) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         from omview.core.cluster import Cluster  # the hub itself is the one place that needs SSH
 
         self.config = config
@@ -909,6 +915,8 @@ def write_settings(config: ClusterConfig, paths: HubPaths) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m omview.core.hub`: what apps start on demand (and tests, with --simulate)."""
+    import argparse
+
     p = argparse.ArgumentParser(prog="python -m omview.core.hub")
     p.add_argument("--cluster", metavar="FILE")
     p.add_argument("--foreground", action="store_true")

@@ -22,16 +22,14 @@ import json
 import logging
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omview.core.cluster import Waiting
 from omview.core.config import ClusterConfig, NodeConfig
@@ -46,7 +44,9 @@ from omview.core.hub import (
     write_settings,
 )
 from omview.core.model import AdminState, NodeSample, NodeState, ProcInfo
-from omview.core.session import AgentError, Event
+
+if TYPE_CHECKING:
+    from omview.core.session import AgentError, Event
 
 log = logging.getLogger("omview.hubclient")
 
@@ -63,11 +63,25 @@ RECONNECT_MAX = 1.0
 #: Not more often than this do we start a hub (the others race for its lock and lose quietly).
 SPAWN_EVERY = 2.0
 
-Listener = Callable[[Event], None]
+Listener = Callable[["Event"], None]
 
 _SAMPLE_FIELDS = frozenset(f.name for f in dataclasses.fields(NodeSample))
 _ADMIN_FIELDS = frozenset(f.name for f in dataclasses.fields(AdminState))
 _PROC_FIELDS = frozenset(f.name for f in dataclasses.fields(ProcInfo))
+
+
+def _agent_error(message: str, code: str, node_id: int) -> AgentError:
+    """omview.core.session is imported only when needed: `omctl status` through the hub never
+    needs its SSH machinery (transport, I/O loop), and its import is a good part of omctl's start."""
+    from omview.core.session import AgentError
+
+    return AgentError(message, code, node_id)
+
+
+def _event(kind: str, node_id: int, **kw: Any) -> Event:
+    from omview.core.session import Event
+
+    return Event(kind, node_id, **kw)
 
 
 def _sample(d: dict[str, Any]) -> NodeSample:
@@ -185,7 +199,7 @@ class HubCluster(Waiting):
             pending, self._pending = self._pending, {}
         for p in pending.values():
             if not p.future.done():
-                p.future.set_exception(AgentError("the cluster was closed", "down", int(p.msg.get("node", 0))))
+                p.future.set_exception(_agent_error("the cluster was closed", "down", int(p.msg.get("node", 0))))
 
     def __enter__(self) -> HubCluster:
         return self.start()
@@ -225,6 +239,8 @@ class HubCluster(Waiting):
         if argv is None:
             settings = write_settings(self.config, self.paths)
             argv = [sys.executable, "-m", "omview.core.hub", "--cluster", str(settings)]
+        import subprocess
+
         log.info("starting a session hub: %s", " ".join(argv))
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
@@ -286,7 +302,7 @@ class HubCluster(Waiting):
             self.hub_reason = ""
             self._notify_changed()
         if self.attaches > 1:
-            self._emit(Event("hub", 0, message="attached to the session hub again", data={"up": True,
+            self._emit(_event("hub", 0, message="attached to the session hub again", data={"up": True,
                                                                                           "pid": self.hub_pid}))
         self._resend(gen)
         self._pushback = rest
@@ -381,8 +397,8 @@ class HubCluster(Waiting):
         log.warning("%s: reattaching", reason)
         for p in failed:
             if not p.future.done():
-                p.future.set_exception(AgentError(HUB_RESTARTED, "hub", int(p.msg.get("node", 0))))
-        self._emit(Event("hub", 0, message=reason, data={"up": False}))
+                p.future.set_exception(_agent_error(HUB_RESTARTED, "hub", int(p.msg.get("node", 0))))
+        self._emit(_event("hub", 0, message=reason, data={"up": False}))
 
     def _reattach(self) -> bool:
         delay = RECONNECT_FIRST
@@ -410,7 +426,7 @@ class HubCluster(Waiting):
             failed = [self._pending.pop(rid) for rid in waiting]
         for p in failed:
             if not p.future.done():
-                p.future.set_exception(AgentError(text, "hub", int(p.msg.get("node", 0))))
+                p.future.set_exception(_agent_error(text, "hub", int(p.msg.get("node", 0))))
 
     # ------------------------------------------------------------ applying what the hub sends
     def _handle(self, msg: dict[str, Any]) -> None:
@@ -427,7 +443,7 @@ class HubCluster(Waiting):
             else:
                 node = int(msg.get("node") or p.msg.get("node") or 0)
                 text, code = str(msg.get("error", "failed")), str(msg.get("code", "failed"))
-                p.future.set_exception(AgentError(text, code, node))
+                p.future.set_exception(_agent_error(text, code, node))
         elif kind == "snapshot":
             self._apply_snapshot(msg)
 
@@ -460,9 +476,9 @@ class HubCluster(Waiting):
                     if first:
                         continue
                     if st.up != was_up:
-                        events.append(Event("up", st.id) if st.up else Event("down", st.id, message=st.reason))
+                        events.append(_event("up", st.id) if st.up else _event("down", st.id, message=st.reason))
                     if st.up:
-                        events.append(Event("sample", st.id, sample=st.sample, full=True, new=list(table),
+                        events.append(_event("sample", st.id, sample=st.sample, full=True, new=list(table),
                                             gone=[k for k in old if k not in table]))
                 self._have_snapshot = True
                 self.attaches += 1
@@ -485,14 +501,14 @@ class HubCluster(Waiting):
                         info = self._sessions[node_id]
                         info.agent_info = dict(sess.get("agent_info") or {})
                         info.connects = int(sess.get("connects", 0))
-                    ev = None if st.up else Event("up", node_id)
+                    ev = None if st.up else _event("up", node_id)
                     st.up, st.reason = True, ""
                 elif kind == "down" and st is not None:
                     reason = str(msg.get("message", ""))
-                    ev = None if (not st.up and st.reason == reason) else Event("down", node_id, message=reason)
+                    ev = None if (not st.up and st.reason == reason) else _event("down", node_id, message=reason)
                     st.up, st.reason = False, reason
                 else:
-                    ev = Event(kind, node_id, message=str(msg.get("message", "")),
+                    ev = _event(kind, node_id, message=str(msg.get("message", "")),
                                data=dict(msg.get("data") or {}),
                                sample=_sample(msg["sample"]) if msg.get("sample") else None,
                                new=[(int(r["pid"]), int(r["start"])) for r in msg.get("new", ())],
@@ -515,7 +531,7 @@ class HubCluster(Waiting):
         else:
             sample = _sample(msg.get("sample") or delta or {})
         full = bool(msg.get("full"))
-        ev = Event("sample", st.id, sample=sample, full=full)
+        ev = _event("sample", st.id, sample=sample, full=full)
         st.sample = sample
         st.last_seen = time.monotonic()
         st.up, st.reason = True, ""
@@ -616,7 +632,7 @@ class HubCluster(Waiting):
     def _submit(self, msg: dict[str, Any], idempotent: bool) -> Future[Any]:
         fut: Future[Any] = Future()
         if self._closed or not self._started:
-            fut.set_exception(AgentError("the cluster is not started", "down", int(msg.get("node", 0))))
+            fut.set_exception(_agent_error("the cluster is not started", "down", int(msg.get("node", 0))))
             return fut
         rid = next(self._ids)
         p = _Pending(msg, fut, idempotent, time.monotonic())
@@ -636,7 +652,7 @@ class HubCluster(Waiting):
         """Forwarded by the hub to the node's agent; the future holds the result or an AgentError."""
         if node_id not in self._states:
             fut: Future[Any] = Future()
-            fut.set_exception(AgentError(f"no node {node_id} in the cluster", "notfound", node_id))
+            fut.set_exception(_agent_error(f"no node {node_id} in the cluster", "notfound", node_id))
             return fut
         return self._submit({"op": "call", "node": node_id, "agent_op": op, "args": args or {}},
                             op in IDEMPOTENT_OPS)
@@ -645,7 +661,8 @@ class HubCluster(Waiting):
         try:
             return self.request(node_id, op, args).result(timeout)
         except FutureTimeout:
-            raise AgentError(f"node {node_id} did not answer {op} within {timeout:.0f} s", "timeout", node_id) from None
+            raise _agent_error(f"node {node_id} did not answer {op} within {timeout:.0f} s", "timeout",
+                               node_id) from None
 
     def method(self, name: str, *args: Any, timeout: float = 20.0, **kwargs: Any) -> Any:
         """Run a Cluster method in the hub (one of hub.METHODS); the JSON of its result."""
@@ -655,7 +672,7 @@ class HubCluster(Waiting):
         try:
             return fut.result(timeout)
         except FutureTimeout:
-            raise AgentError(f"the session hub did not answer {name} within {timeout:.0f} s", "timeout",
+            raise _agent_error(f"the session hub did not answer {name} within {timeout:.0f} s", "timeout",
                              node) from None
 
     def set_admin(self, node_id: int, **fields: Any) -> AdminState:
@@ -673,7 +690,7 @@ class HubCluster(Waiting):
         """Against our copy of the table, as Cluster does against its own: no round trip."""
         proc = self.process(node_id, pid)
         if proc is None or (start is not None and proc.start != start):
-            raise AgentError(
+            raise _agent_error(
                 f"no process {pid} on node {node_id} (it ended, or the list is not current yet)", "stale", node_id
             )
         return proc
@@ -698,6 +715,8 @@ class HubCluster(Waiting):
         cancel: threading.Event | None = kw.pop("cancel", None)
         done = threading.Event()
         if cancel is not None:
+            import uuid
+
             token = uuid.uuid4().hex
             kw["cancel_token"] = token
 
