@@ -16,8 +16,10 @@ The figures (docs/architecture.md, "Balancer"):
 
 - capacity of a node = cpus × speed / 10000 (standard CPUs);
 - a process's *busy* fraction = its CPU use over the share one task can get on its node, at most 1;
-  the demand of a node is the sum of its processes' current busy fractions, its load
-  `demand / capacity`;
+  the demand of a node is the sum over its processes of the current busy fraction, each capped by
+  the decayed one (so a blip is no task), its load `demand / capacity`;
+- the balancer's own moves of the last `hold` s count where they went, not where the tables still
+  show them: a source's old listing weighs nothing, a job on its way weighs on its target;
 - the busy fraction is decayed per decay interval: `u ← f·u + (1 − f)·b` with f = slow (975/1000)
   or, for fastdecay jobs, fast (926/1000); nodecay jobs keep the plain mean since first seen; a
   cpujob is declared CPU-bound and starts at 1;
@@ -138,6 +140,20 @@ class Policy:
     parallel: int = 3  # moves of a round done at once, one per target node (see Balancer._do_all)
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A move the balancer has done. Until the nodes' process tables catch up (each agent reports
+    its own table, each on its own beat) the source may still list the old process and the target
+    not yet the new one; the planner trusts this record over the tables for `Policy.hold` s."""
+
+    node: int  # source
+    pid: int  # the process on the source
+    target: int
+    new_pid: int | None
+    time: float
+    demand: float = 1.0  # what it weighed on the source
+
+
 @dataclass
 class History:
     """What the planner remembers between rounds (the Balancer keeps it up to date)."""
@@ -145,6 +161,7 @@ class History:
     last_move: dict[str, float] = field(default_factory=dict)  # key -> time of its last move (anyone's)
     failed: dict[str, tuple[float, str]] = field(default_factory=dict)  # key -> (time, why)
     moves: dict[str, int] = field(default_factory=dict)  # key -> automatic moves done
+    sent: dict[str, Sent] = field(default_factory=dict)  # key -> the last move the balancer did of it
     bps: float | None = None  # measured bytes per second of dump + transfer
     overhead: float | None = None  # measured seconds per move besides the bytes
 
@@ -160,6 +177,7 @@ class Move:
     cmd: str = ""
     gain: float = 0.0  # standard-CPU seconds the process is expected to gain
     cost: float = 0.0  # standard-CPU seconds the move is expected to cost
+    demand: float = 1.0  # the tasks it takes from the source to the target
 
     @property
     def ref(self) -> str:
@@ -335,6 +353,14 @@ def _move_seconds(rss: int, policy: Policy, history: History) -> float:
     return overhead + rss / max(bps, 1.0)
 
 
+def _demand(p: ProcView) -> float:
+    """The tasks a process puts on its node: what it wants now, as far as its decayed history
+    agrees. A blip (a helper or an sshd caught runnable on a busy host, CRIU during a move, a
+    restored process not yet known as its job) is not a task; a cpujob is one from the start. A
+    fresh ordinary CPU hog weighs in as its decayed use rises, as openMosix's decayed load did."""
+    return min(1.0, max(0.0, p.now), max(0.0, p.busy))
+
+
 def _rate(node: NodeInfo, demand: float) -> float:
     """Standard CPUs one task gets on a node carrying `demand` tasks (itself included)."""
     return min(node.per_task, node.capacity / max(demand, 1.0))
@@ -367,10 +393,21 @@ def plan(snapshot: Snapshot, policy: Policy | None = None, history: History | No
                 notes.append(f"node {n.id} lstay: its own processes stay")
             if n.block:
                 notes.append(f"node {n.id} blocks guests")
+    # the balancer's own recent moves: the source's listing of a moved process is stale until its
+    # table catches up, and a process not yet listed on its target already weighs there
+    recent = {k: sent for k, sent in history.sent.items() if now - sent.time < policy.hold}
+    stale = {p.key: recent[p.key] for p in snapshot.procs
+             if p.key in recent and p.node == recent[p.key].node and p.pid == recent[p.key].pid}
+    listed = {p.key for p in snapshot.procs if p.key not in stale}
     demand = {i: 0.0 for i in taking_part}
     for p in snapshot.procs:
-        if p.node in demand:
-            demand[p.node] += min(1.0, max(0.0, p.now))
+        if p.node in demand and p.key not in stale:
+            demand[p.node] += _demand(p)
+    for k, sent in sorted(recent.items()):
+        if k not in listed and sent.target in demand:
+            demand[sent.target] += sent.demand
+            notes.append(f"node {sent.target}: counts {k} moved there {now - sent.time:.0f} s ago "
+                         "(not in its table yet)")
     loads = {i: demand[i] / node.capacity for i, node in taking_part.items()}
     before = dict(loads)
 
@@ -383,7 +420,10 @@ def plan(snapshot: Snapshot, policy: Policy | None = None, history: History | No
     for p in snapshot.procs:
         pn = nodes.get(p.node)
         home = p.home or p.node
-        if pn is None or not pn.up:
+        if p.key in stale:
+            leave(p, f"moved to node {stale[p.key].target} {now - stale[p.key].time:.0f} s ago: this is the old "
+                     f"listing (node {p.node}'s table lags)")
+        elif pn is None or not pn.up:
             leave(p, f"node {p.node} is down")
         elif pn.stopped:
             leave(p, f"node {p.node} is stopped: it takes no part in the cluster")
@@ -433,7 +473,7 @@ def plan(snapshot: Snapshot, policy: Policy | None = None, history: History | No
         if chosen is None:
             break
         p, mv = chosen
-        d = min(1.0, max(p.now, policy.min_busy))
+        d = mv.demand
         demand[p.node] -= d
         demand[mv.target] += d
         loads[p.node] = demand[p.node] / taking_part[p.node].capacity
@@ -451,7 +491,7 @@ def _best_target(p: ProcView, taking_part: Mapping[int, NodeInfo], demand: Mappi
                  loads: Mapping[int, float], policy: Policy, history: History) -> tuple[Move | None, str]:
     src = taking_part[p.node]
     home = p.home or p.node
-    d = min(1.0, max(p.now, policy.min_busy))
+    d = max(_demand(p), policy.min_busy)
     l_src = loads[p.node]
     l_src_after = (demand[p.node] - d) / src.capacity
     refused: list[str] = []
@@ -493,7 +533,7 @@ def _best_target(p: ProcView, taking_part: Mapping[int, NodeInfo], demand: Mappi
     reason = (f"node {p.node} load {l_src:.2f} -> {l_src_after:.2f}, node {t.id} {loads[t.id]:.2f} -> "
               f"{(demand[t.id] + d) / t.capacity:.2f}; gains {gain:.1f} s of CPU over {horizon:.0f} s "
               f"for a cost of {cost:.1f} s ({p.rss / 2**20:.0f} MiB, ~{seconds:.1f} s frozen)")
-    return Move(p.key, p.node, p.pid, p.start, t.id, reason, p.cmd, round(gain, 3), round(cost, 3)), ""
+    return Move(p.key, p.node, p.pid, p.start, t.id, reason, p.cmd, round(gain, 3), round(cost, 3), d), ""
 
 
 # ---------------------------------------------------------------- from the cluster's data
@@ -599,6 +639,8 @@ class Balancer:
             if t > self.history.last_move.get(k, 0.0):
                 self.history.last_move[k] = t
         self.stats.forget_older(now - 120.0)
+        for k in [k for k, sent in self.history.sent.items() if now - sent.time >= self.policy.hold]:
+            del self.history.sent[k]
         return build_snapshot(self.cluster.snapshot(), self.stats, now)
 
     def plan(self) -> Plan:
@@ -606,7 +648,7 @@ class Balancer:
 
     def _history_copy(self) -> History:
         h = self.history
-        return History(dict(h.last_move), dict(h.failed), dict(h.moves), h.bps, h.overhead)
+        return History(dict(h.last_move), dict(h.failed), dict(h.moves), dict(h.sent), h.bps, h.overhead)
 
     def run_once(self) -> Round:
         """Plan one round and (unless dry_run) do its moves; returns the plan and the outcomes."""
@@ -691,6 +733,7 @@ class Balancer:
         if out.ok:
             self.history.last_move[mv.key] = now
             self.history.moves[mv.key] = self.history.moves.get(mv.key, 0) + 1
+            self.history.sent[mv.key] = Sent(mv.node, mv.pid, mv.target, out.new_pid, now, mv.demand)
             self.history.failed.pop(mv.key, None)
         else:
             self.history.failed[mv.key] = (now, out.error or "failed")
@@ -781,5 +824,5 @@ def moves_per_process(outcomes: Iterable[MoveOutcome]) -> dict[str, int]:
     return out
 
 
-__all__ = ["Balancer", "DecayStats", "History", "Move", "NodeInfo", "Plan", "Policy", "ProcView", "Round", "Skip",
-           "Snapshot", "build_snapshot", "busy_fraction", "decay", "decay_factor", "plan"]
+__all__ = ["Balancer", "DecayStats", "History", "Move", "NodeInfo", "Plan", "Policy", "ProcView", "Round", "Sent",
+           "Skip", "Snapshot", "build_snapshot", "busy_fraction", "decay", "decay_factor", "plan"]
