@@ -38,6 +38,8 @@ class IoLoop:
         self._seq = itertools.count()
         self._stop = False
         self._close_in_loop = False
+        #: per-loop singletons of the layers above, e.g. the sessions' shared watchdog (loop thread only)
+        self.shared: dict[object, object] = {}
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 

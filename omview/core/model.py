@@ -81,10 +81,17 @@ class NodeSample:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NodeSample:
-        kw = _known(cls, data)
-        if isinstance(kw.get("admin"), dict):
-            kw["admin"] = AdminState.from_dict(kw["admin"])
-        return cls(**kw)
+        admin = data.get("admin")
+        try:  # the usual case, every second per node: the keys are ours, nothing to filter
+            kw = dict(data)
+            if isinstance(admin, dict):
+                kw["admin"] = AdminState(**admin)
+            return cls(**kw)
+        except TypeError:  # a newer agent's extra keys
+            kw = _known(cls, data)
+            if isinstance(admin, dict):
+                kw["admin"] = AdminState.from_dict(admin)
+            return cls(**kw)
 
 
 @dataclass
@@ -119,7 +126,10 @@ class ProcInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProcInfo:
-        return cls(**_known(cls, data))
+        try:
+            return cls(**data)
+        except TypeError:  # a newer agent's extra keys (or a missing pid/start, which fails again)
+            return cls(**_known(cls, data))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 from omview.core.config import NodeConfig
 from omview.core.ioloop import IoLoop
 from omview.core.model import NodeSample, NodeState, ProcInfo
-from omview.core.transport import Stream, Transport, TransportError, explain_early_exit
+from omview.core.transport import RECV_CHUNK, Stream, Transport, TransportError, explain_early_exit
 
 PROTOCOL_VERSION = 1
 BACKOFF_FIRST = 1.0
@@ -31,6 +31,8 @@ CONNECT_TIMEOUT = 10.0
 #: A node that was silent this long is given up on and reconnected, not just shown down.
 ABANDON_AFTER = 15.0
 MAX_LINE = 64 * 1024 * 1024
+_decode = json.JSONDecoder().decode  # json.loads without its per-call checks and encoding sniffing
+_PROC_FIELDS = frozenset(f.name for f in dataclasses.fields(ProcInfo))
 
 
 class AgentError(Exception):
@@ -55,6 +57,51 @@ class Event:
     gone: list[tuple[int, int]] = field(default_factory=list)
     full: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+
+
+class _Watchdog:
+    """One timer per loop and interval checks every session's silence.
+
+    A timer per session meant an extra wake-up of the I/O thread per node per half interval,
+    as many as the samples themselves; one sweep over all sessions costs a fraction of that.
+    """
+
+    def __init__(self, loop: IoLoop, interval: float) -> None:
+        self.loop = loop
+        self.interval = interval
+        self.sessions: set[Session] = set()
+        self.armed = False
+
+    @classmethod
+    def of(cls, loop: IoLoop, interval: float) -> _Watchdog:
+        key = ("session-watchdog", interval)
+        dog = loop.shared.get(key)
+        if not isinstance(dog, _Watchdog):
+            dog = cls(loop, interval)
+            loop.shared[key] = dog
+        return dog
+
+    def watch(self, session: Session) -> None:
+        """From the loop thread."""
+        self.sessions.add(session)
+        if not self.armed:
+            self.armed = True
+            self.loop.call_later(self.interval / 2, self._sweep)
+
+    def unwatch(self, session: Session) -> None:
+        self.sessions.discard(session)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for session in list(self.sessions):
+            try:
+                session._check_silence(now)
+            except Exception:  # one node's bug must not stop the watch over the others
+                session.log.exception("watchdog failed")
+        if self.sessions:
+            self.loop.call_later(self.interval / 2, self._sweep)
+        else:
+            self.armed = False
 
 
 class Session:
@@ -90,6 +137,8 @@ class Session:
         self._closed = False
         self._generation = 0  # bumps per connection, so stale timers do nothing
         self._started = False
+        self._watchdog = _Watchdog.of(loop, interval)
+        self._hello_at = 0.0  # monotonic time of this connection's hello: silence is counted from there
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -150,6 +199,7 @@ class Session:
         stream = self._stream
         self._stream = None
         self._generation += 1
+        self._watchdog.unwatch(self)
         if stream is not None:
             self.loop.remove_reader(stream)
             self.pool.submit(stream.close)
@@ -180,22 +230,28 @@ class Session:
             if len(self._buf) > MAX_LINE:
                 self._drop("agent error: a message over 64 MiB", reconnect=True)
                 return
+            if len(data) < RECV_CHUNK:
+                break  # all that was ready: the stream signals again for more (or for the end)
+        buf = self._buf
+        start = 0
         while True:
-            nl = self._buf.find(b"\n")
+            nl = buf.find(b"\n", start)
             if nl < 0:
                 break
-            line = bytes(self._buf[:nl])
-            del self._buf[: nl + 1]
+            line = buf[start:nl]
+            start = nl + 1
             if not line.strip():
                 continue
             try:
-                msg = json.loads(line)
+                msg = _decode(line.decode("utf-8", "replace"))
             except ValueError:
-                self.log.warning("not JSON from agent: %r", line[:200])
+                self.log.warning("not JSON from agent: %r", bytes(line[:200]))
                 continue
             if self._stream is not stream:
                 return
             self._handle(msg)
+        if start:
+            del buf[:start]
 
     def _on_eof(self, stream: Stream) -> None:
         def finish() -> None:
@@ -253,20 +309,19 @@ class Session:
         if self.config.criu:
             args["criu"] = self.config.criu  # the node's own criu (docs/criu.md); else the agent looks
         self._send_request("start", args, Future())
-        gen = self._generation
-        self.loop.call_later(self.interval, lambda: self._watchdog(gen))
+        self._hello_at = time.monotonic()
+        self._watchdog.watch(self)
 
-    def _watchdog(self, gen: int) -> None:
-        """Down after two missed samples; reconnect after a long silence."""
-        if gen != self._generation or self._stream is None:
+    def _check_silence(self, now: float) -> None:
+        """Down after two missed samples; reconnect after a long silence (run by the shared sweep)."""
+        if self._stream is None:
+            self._watchdog.unwatch(self)
             return
-        silent = time.monotonic() - (self.state.last_seen or time.monotonic())
+        silent = now - max(self.state.last_seen, self._hello_at)
         if self.state.up and silent > 2 * self.interval + 0.5:
             self._set_down(f"unreachable: no sample for {silent:.0f} s")
         if silent > max(ABANDON_AFTER, 5 * self.interval):
             self._drop(f"unreachable: no sample for {silent:.0f} s", reconnect=True)
-            return
-        self.loop.call_later(self.interval / 2, lambda: self._watchdog(gen))
 
     def _on_sample(self, msg: dict[str, Any]) -> None:
         sample = NodeSample.from_dict(msg.get("node") or {})
@@ -279,8 +334,11 @@ class Session:
             st.last_seen = time.monotonic()
             st.up = True
             st.reason = ""
+            if procs.get("full"):
+                st.procs = {}
             if procs:
-                table = {} if procs.get("full") else dict(st.procs)
+                # the table is changed in place: every reader copies it under this lock
+                table = st.procs
                 for row in procs.get("new", ()):
                     p = ProcInfo.from_dict(row)
                     table[p.key] = p
@@ -290,13 +348,12 @@ class Session:
                     old = table.get(key)
                     if old is None:
                         continue
-                    upd = {k: v for k, v in row.items() if k not in ("pid", "start") and hasattr(old, k)}
+                    upd = {k: v for k, v in row.items() if k not in ("pid", "start") and k in _PROC_FIELDS}
                     table[key] = dataclasses.replace(old, **upd)
                     ev.changed.append(key)
                 for pid, start in procs.get("gone", ()):
                     if table.pop((int(pid), int(start)), None) is not None:
                         ev.gone.append((int(pid), int(start)))
-                st.procs = table
         if not was_up:
             self.log.info("up")
             self.emit(Event("up", self.config.id))
