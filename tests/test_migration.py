@@ -336,7 +336,7 @@ def test_256_mib_job_keeps_its_memory(cluster: Cluster, marker: str, tmp_path: P
     progress: list[migration.Progress] = []
     r = migration.migrate(cluster, 1, job["pid"], 3, progress=progress.append)
     assert r.ok, r
-    assert r.bytes >= 256 << 20 and r.transfer == "page-server"
+    assert r.bytes >= 256 << 20 and r.transfer == "direct"
     dumps = [p for p in progress if p.phase == "dump"]
     assert dumps and dumps[-1].bytes >= 256 << 20 and all(p.total >= p.bytes for p in progress)
     Path(trigger + "0").write_text("")
@@ -756,3 +756,108 @@ def test_migrate_unknown_process_or_node(cluster: Cluster, marker: str) -> None:
     job = start_job(cluster, 1, SLEEPER, marker)
     r = migration.migrate(cluster, 1, job["pid"], 9)
     assert r.refused and "no node 9" in r.error
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["relayed", "direct"])
+def test_two_page_server_dumps_from_one_source_at_once(cluster: Cluster, marker: str, direct: bool,
+                                                      tmp_path: Path) -> None:
+    """Two streamed migrations from node 1 at once (omctl migrate --parallel, the balancer): each
+    dump's pages reach its own target's page server, both processes keep their memory. (Relayed,
+    the second forward on the source's connection used to take over the first one's.)"""
+    jobs = [start_job(cluster, 1, memory_job(96), f"{marker}x{k}", str(tmp_path / f"check{k}-"), ready="sum ")
+            for k in (2, 3)]
+    at_dump = threading.Barrier(2, timeout=60)
+    handles = [migration.start_migration(cluster, 1, job["pid"], k, direct=direct,
+                                         hooks={"dump": lambda m: at_dump.wait()})
+               for job, k in zip(jobs, (2, 3), strict=True)]
+    results = [h.future.result(300) for h in handles]
+    for r, k in zip(results, (2, 3), strict=True):
+        assert r.ok and r.target == k and r.transfer == ("direct" if direct else "page-server"), r
+    for job, k in zip(jobs, (2, 3), strict=True):
+        wait_one_running(f"{marker}x{k}")
+        first = Path(job["out"]).read_text().split()[1]
+        (tmp_path / f"check{k}-0").touch()
+        deadline = time.monotonic() + DEADLINE
+        while Path(job["out"]).read_text().count("sum ") < 2:
+            assert time.monotonic() < deadline, Path(job["err"]).read_text()
+            time.sleep(0.1)
+        assert Path(job["out"]).read_text().split()[3] == first
+
+
+def test_direct_falls_back_to_the_relay_when_the_source_cannot_reach_the_target(cluster: Cluster,
+                                                                                marker: str) -> None:
+    job = start_job(cluster, 1, COUNTER, marker, ready="2 ")
+    seen: list[migration.Progress] = []
+
+    def elsewhere(m: migration.Migration) -> None:
+        m.peer_address = "127.0.0.1"  # the source's own loopback: the target's probe is not there
+
+    r = migration.migrate(cluster, 1, job["pid"], 2, hooks={"prepare": elsewhere}, progress=seen.append)
+    assert r.ok and r.transfer == "page-server", r
+    assert any("cannot reach node 2" in p.message and "relayed" in p.message for p in seen), seen
+    wait_one_running(marker)
+
+
+# ---------------------------------------------------------------- the source's own deadline
+
+
+def _journal(c: Cluster, node: int, mid: str) -> dict[str, Any]:
+    path = Path(c.config.node(node).state_dir or "") / "migrations" / f"{mid}.src.json"
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def test_the_source_resumes_by_itself_when_the_workstation_vanishes(testbed: Testbed, marker: str) -> None:
+    """No handover within the hold: the source agent runs the copy again, with no workstation left
+    to resolve anything (its agent lingers after the EOF for that)."""
+    c = _open(testbed, _criu_or_skip())
+    mids: list[str] = []
+    try:
+        job = start_job(c, 1, COUNTER, marker, ready="2 ")
+
+        def vanish(m: migration.Migration) -> None:
+            mids.append(m.mid)
+            raise KeyboardInterrupt  # the engine dies between dump and transfer
+
+        with pytest.raises(KeyboardInterrupt):
+            migration.migrate(c, 1, job["pid"], 2, hold=3.0, hooks={"transfer": vanish})
+        assert [s for _, s in host_copies(marker)] == ["T"]
+    finally:
+        c.stop()
+    assert wait_one_running(marker) == _host_pid(job)
+    j = _journal(c, 1, mids[0])
+    assert j["state"] == "aborted" and "no handover within 3 s" in j["error"], j
+
+
+def test_a_handover_after_the_hold_is_refused_and_the_source_runs(cluster: Cluster, marker: str) -> None:
+    job = start_job(cluster, 1, COUNTER, marker, ready="2 ")
+
+    def slow(m: migration.Migration) -> None:
+        deadline = time.monotonic() + DEADLINE
+        while agent_mod.proc_state(_host_pid(job)) in ("T", "t"):  # the hold runs out meanwhile
+            assert time.monotonic() < deadline, "the source did not resume the copy by itself"
+            time.sleep(0.1)
+
+    r = migration.migrate(cluster, 1, job["pid"], 2, hold=1.0, hooks={"transfer": slow})
+    # the images went with the hold: the transfer or else the handover fails, and nothing is restored
+    assert not r.ok and not r.pending and r.phase == "transfer", r
+    assert wait_one_running(marker) == _host_pid(job)
+    j = _journal(cluster, 1, r.mid)
+    assert j["state"] == "aborted" and "no handover within 1 s" in j["error"], j
+    assert cluster.call(2, "mig_state", {"mid": r.mid})["dst"]["state"] == "aborted"
+
+
+def test_a_target_lost_before_the_commit_point_does_not_keep_the_source_frozen(
+        cluster: Cluster, testbed: Testbed, marker: str) -> None:
+    """The target hangs for good after the dump: the engine resumes the source as soon as it
+    sees the target down (the target was never asked to restore), not after RECONNECT_WAIT."""
+    job = start_job(cluster, 1, COUNTER, marker, ready="2 ")
+    try:
+        r = migration.migrate(cluster, 1, job["pid"], 3, hooks={"transfer": lambda m: tbmod.hang_sshd(testbed, 3)})
+        assert not r.ok and not r.pending and r.phase == "transfer", r
+        assert wait_one_running(marker) == _host_pid(job)
+        assert _journal(cluster, 1, r.mid)["state"] == "aborted"
+    finally:
+        tbmod.resume_sshd(testbed, 3)
+    assert cluster.wait_until(lambda: cluster.node(3).up, 60), cluster.node(3).reason
+    assert cluster.call(3, "mig_cleanup", {"mid": r.mid})["state"] == "aborted"

@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import pwd
+import select
 import signal
 import socket
 import sys
@@ -89,7 +90,9 @@ REFRESH_EVERY = 30
 #: A process that has not run for DORMANT_AFTER samples is probed only every DORMANT_EVERY
 #: samples. Most of a node's processes sleep for hours; probing them every second was half of
 #: the agent's CPU. The price: a long sleeper that wakes is seen up to DORMANT_EVERY - 1 samples
-#: late (its CPU time is not lost: cpu is averaged over the time since its last read).
+#: late (its CPU time is not lost: cpu is averaged over the time since its last read). Its death
+#: is never late: every process's pidfd sits in one epoll set, asked once per sample, and a
+#: process that exited is read in that sample (no pidfd, e.g. Linux < 5.3: no dormancy).
 DORMANT_AFTER = 10
 DORMANT_EVERY = 3
 
@@ -433,7 +436,7 @@ class HpcAdmin:
 class _Proc:
     """What the sampler remembers of one process between samples (slots: 1000s of them)."""
 
-    __slots__ = ("pid", "start", "fd", "sfd", "sched", "raw", "comm", "ppid", "state", "nice", "ticks",
+    __slots__ = ("pid", "start", "fd", "sfd", "pfd", "sched", "raw", "comm", "ppid", "state", "nice", "ticks",
                  "nthreads", "rss", "info", "sent", "idle", "seen")
 
     def __init__(self, pid: int, start: int, fd: int, sfd: int) -> None:
@@ -441,6 +444,7 @@ class _Proc:
         self.start = start
         self.fd = fd  # kept open on /proc/PID/stat, -1 when over the fd budget
         self.sfd = sfd  # kept open on /proc/PID/schedstat, -1 when not used
+        self.pfd = -1  # its pidfd in the sampler's exit watch; -1: not watched, so never dormant
         self.sched: bytes | None = b""  # None: read stat at the next sample whatever schedstat says
         self.raw = b""
         self.comm = b""
@@ -481,10 +485,21 @@ class Sampler:
         uptime = self._uptime()
         self.btime = time.time() - uptime
         self.cg = cgroup_dirs(proc + "/self")
-        # Two fds per process (stat and schedstat); over the budget files are opened per read.
-        self.fd_budget = (_raise_fd_limit() - 64) // 2
         probe = _read(proc + "/self/schedstat", 256) or b""
         self.use_sched = bool(probe.split()) and probe.split()[0] != b"0"
+        #: epoll over the pidfds of the processes in the table: which of them exited since the last
+        #: sample, in one system call. Only with schedstat (dormancy needs both) and our own /proc.
+        self.exits: Any = None
+        self.watched: dict[int, _Proc] = {}  # pidfd -> process
+        if self.use_sched and proc == "/proc" and hasattr(os, "pidfd_open") and hasattr(select, "epoll"):
+            try:
+                fd = os.pidfd_open(os.getpid())
+                os.close(fd)
+                self.exits = select.epoll()
+            except OSError:
+                self.exits = None
+        # Per process: stat and schedstat (and a pidfd); over the budget files are opened per read.
+        self.fd_budget = (_raise_fd_limit() - 64) // (3 if self.exits is not None else 2)
         #: pid -> (start, fields): the job fields (home, where, nmigs, job, mode, lock, cantmove)
         self.extra: dict[int, tuple[int, dict[str, Any]]] = {}
         self.extra_dirty: set[int] = set()
@@ -567,9 +582,30 @@ class Sampler:
             p.sched = None
             p.idle = 0
 
+    def _forget(self, p: _Proc) -> None:
+        if p.pfd >= 0:
+            self.watched.pop(p.pfd, None)
+        _close(p)  # a closed pidfd leaves the epoll set by itself
+
+    def _exited(self) -> None:
+        """Processes that died since the last sample are read in this one, dormant or not."""
+        if self.exits is None or not self.watched:
+            return
+        try:
+            events = self.exits.poll(0)
+        except OSError:
+            return
+        for fd, _ in events:
+            p = self.watched.pop(fd, None)
+            os.close(fd)  # readable for good from now on: stop asking
+            if p is not None:
+                p.pfd = -1
+                p.sched = None
+                p.idle = 0
+
     def close(self) -> None:
         for p in self.table.values():
-            _close(p)
+            self._forget(p)
         self.table.clear()
         self.listed = set()
         self.runq = None
@@ -609,10 +645,12 @@ class Sampler:
             stale: list[_Proc] = []
             for p in procs[self.scans % REFRESH_EVERY::REFRESH_EVERY]:
                 p.sched = None
+            self._exited()
             phase = self.scans % DORMANT_EVERY
             own = self.own_pid
             for p in procs:
-                if p.idle >= DORMANT_AFTER and p.pid % DORMANT_EVERY != phase and p.sched is not None:
+                if (p.idle >= DORMANT_AFTER and p.pid % DORMANT_EVERY != phase and p.sched is not None
+                        and p.pfd >= 0):
                     if p.state == "R":
                         runnable += 1
                     continue
@@ -670,7 +708,7 @@ class Sampler:
             if start != p.start:
                 # exited (empty read) or, without a kept fd, the PID now belongs to someone else
                 del table[pid]
-                _close(p)
+                self._forget(p)
                 self.listed.discard(str(pid))  # so a reused PID is listed as new
                 if p.sent and not full:
                     gone.append([pid, p.start])
@@ -766,6 +804,15 @@ class Sampler:
                     os.close(d)
             return None
         p = _Proc(pid, start, fd, sfd)
+        if self.exits is not None and fd >= 0:
+            try:
+                p.pfd = os.pidfd_open(pid)
+                self.exits.register(p.pfd, select.EPOLLIN)
+                self.watched[p.pfd] = p
+            except OSError:  # gone meanwhile (its stat read says so next time) or out of fds
+                if p.pfd >= 0:
+                    os.close(p.pfd)
+                p.pfd = -1
         p.sched = sched
         p.raw = data
         p.comm = comm
@@ -933,10 +980,10 @@ class Sampler:
 
 
 def _close(p: _Proc) -> None:
-    for fd in (p.fd, p.sfd):
+    for fd in (p.fd, p.sfd, p.pfd):
         if fd >= 0:
             os.close(fd)
-    p.fd = p.sfd = -1
+    p.fd = p.sfd = p.pfd = -1
 
 
 def _raise_fd_limit() -> int:
@@ -1001,6 +1048,10 @@ PR_SET_CHILD_SUBREAPER = 36
 MIG_FINAL = ("committed", "aborted")
 #: Ops whose work runs in a thread, replying when done (a dump or restore may take seconds).
 _MIG_CRIU_FEATURES = ("mem_dirty_track", "uffd", "uffd-noncoop")
+#: Seconds a dumped source copy waits, stopped, for the engine's handover (`mig_handover`, sent just
+#: before it asks the target to restore) when the engine gives none: then the source agent resumes it
+#: by itself. The target cannot have a copy then: it restores only after the handover.
+MIG_HOLD = 60.0
 _HARMLESS = ("Can't setup RLIMIT_NOFILE for self",)
 #: Run as `python3 -c RESTORE_HELPER criu restore ...`: a child subreaper, so tasks a killed or
 #: failed `criu restore` leaves behind are re-parented here and killed, never left half-restored.
@@ -1136,11 +1187,12 @@ def job_argv(cmd: list[str]) -> list[str]:
     return ["unshare", "--pid", "--fork", "setsid", *cmd]
 
 
-def criu_dump_argv(criu: str, pid: int, images: str, port: int | None = None) -> list[str]:
+def criu_dump_argv(criu: str, pid: int, images: str, port: int | None = None,
+                   address: str = "127.0.0.1") -> list[str]:
     argv = [criu, "dump", "-t", str(pid), "-D", images, "-o", "dump.log", "-v2", "--leave-stopped",
             "--manage-cgroups=ignore"]
     if port is not None:
-        argv += ["--page-server", "--address", "127.0.0.1", "--port", str(port)]
+        argv += ["--page-server", "--address", address, "--port", str(port)]
     return argv
 
 
@@ -1149,9 +1201,19 @@ def criu_restore_argv(criu: str, images: str) -> list[str]:
             "--pidfile", os.path.join(images, "restore.pid"), "--manage-cgroups=ignore"]
 
 
-def criu_page_server_argv(criu: str, images: str, port: int, status_fd: int) -> list[str]:
-    return [criu, "page-server", "-D", images, "-o", "page-server.log", "-v2", "--address", "127.0.0.1",
+def criu_page_server_argv(criu: str, images: str, port: int, status_fd: int,
+                          address: str = "127.0.0.1") -> list[str]:
+    return [criu, "page-server", "-D", images, "-o", "page-server.log", "-v2", "--address", address,
             "--port", str(port), "--status-fd", str(status_fd)]
+
+
+def _die_with_parent() -> None:
+    """preexec_fn of a target's page server: SIGKILL it when the agent's thread that started it
+    dies, so a dump streaming straight to it fails (and CRIU resumes the source) instead of
+    finishing into a folder nobody restores."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 # -- process tree inspection
@@ -1383,13 +1445,54 @@ def _keep_log(images: str, name: str, mig_dir: str, mid: str) -> None:
         pass
 
 
-def _free_port() -> int:
+def _free_port(address: str = "127.0.0.1") -> int:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return int(s.getsockname()[1])
     finally:
         s.close()
+
+
+class _ReachProbe:
+    """A listener on every IPv4 address of a target node, for `seconds` at most: each connection
+    gets `token`, so the source can tell it reaches this node and not some other listener before
+    it streams its dump straight to our page server."""
+
+    def __init__(self, token: bytes, seconds: float = 120.0) -> None:
+        self.token = token
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        self.until = time.monotonic() + seconds
+        self.closed = False
+        threading.Thread(target=self._serve, name="omview-reach-probe", daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            import select
+
+            while not self.closed and time.monotonic() < self.until:
+                try:
+                    if not select.select([self.sock], [], [], 0.5)[0]:
+                        continue
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                try:
+                    conn.settimeout(2.0)
+                    conn.sendall(self.token)
+                except OSError:
+                    pass
+                finally:
+                    conn.close()
+        finally:
+            self.sock.close()
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _mid_ok(mid: Any) -> str:
@@ -1431,6 +1534,11 @@ class JobsMixin:
         self.mig_dir_mtime = 0
         self.children: list[Any] = []  # Popen objects to reap (unshare parents, page servers)
         self.mig_procs: dict[str, Any] = {}  # mid -> running criu Popen (dump, page server)
+        self.mig_probes: dict[str, _ReachProbe] = {}  # mid -> reachability listener (target side)
+        self.mig_seen: dict[str, float] = {}  # source journal name -> mtime last read
+        self.mig_holds: dict[str, float] = {}  # source journal name -> time its hold ends (state dumped)
+        self.mig_mine: set[str] = set()  # source journals this agent dumped (it lingers for them at EOF)
+        self.mig_quiet = False  # the workstation is gone: announce nothing
         self.restoring: set[str] = set()  # mids whose restore runs in this agent
         self.job_cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self.jobs_loaded = 0.0
@@ -1448,6 +1556,25 @@ class JobsMixin:
 
     def _img_dir(self, mid: str) -> str:
         return os.path.join(self._sdir(), "images", mid)
+
+    def _mig_lock(self) -> Any:
+        """An exclusive lock on the migrations folder: every agent of the node (one per session)
+        decides a journal's next state under it, so a hold running out and a handover arriving
+        at once cannot both win."""
+        import contextlib
+        import fcntl
+
+        @contextlib.contextmanager
+        def held() -> Any:
+            os.makedirs(self._mig_dir(), mode=0o700, exist_ok=True)
+            fd = os.open(self._mig_dir(), os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+        return held()
 
     # -- start-up: criu probe, job table
 
@@ -1770,6 +1897,16 @@ class JobsMixin:
         port = args.get("port")
         if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
             raise Fail("invalid", "port must be a TCP port")
+        address = args.get("address") or "127.0.0.1"
+        try:
+            import ipaddress
+
+            address = str(ipaddress.ip_address(address))
+        except ValueError:
+            raise Fail("invalid", "address must be an IP address (the target's page server)") from None
+        hold = args.get("hold", MIG_HOLD)
+        if not isinstance(hold, (int, float)) or isinstance(hold, bool) or not 0 < hold <= 86400:
+            raise Fail("invalid", "hold must be seconds (0 < hold <= 86400)")
         st = self._criu()
         if not st.get("ready"):
             raise Fail("failed", f"CRIU is not ready on this node: {st.get('reason')}")
@@ -1779,9 +1916,11 @@ class JobsMixin:
         images = self._img_dir(mid)
         os.makedirs(images, mode=0o700)
         journal = {"mid": mid, "pid": pid, "start": start, "target": args.get("target"), "state": "dumping",
-                   "images": images, "job": args.get("job"), "time": time.time(), "node": self.node_id}
+                   "images": images, "job": args.get("job"), "time": time.time(), "node": self.node_id,
+                   "hold": float(hold)}
         _write_json(jpath, journal)
-        argv = criu_dump_argv(st["path"], pid, images, port)
+        self.mig_mine.add(mid + ".src.json")
+        argv = criu_dump_argv(st["path"], pid, images, port, address)
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, close_fds=True)
         self.mig_procs[mid] = proc
@@ -1807,9 +1946,10 @@ class JobsMixin:
                 size = os.path.getsize(os.path.join(images, name))
                 files.append([name, size])
                 total += size
-            journal["state"] = "dumped"
-            journal["dumped"] = time.time()
-            _write_json(jpath, journal)
+            with self._mig_lock():
+                journal["state"] = "dumped"
+                journal["dumped"] = time.time()
+                _write_json(jpath, journal)
             return {"images": images, "files": files, "bytes": total, "seconds": round(seconds, 4),
                     "state": proc_state(pid)}
 
@@ -1872,6 +2012,7 @@ class JobsMixin:
         The source's journal is the one record every migration leaves, so each workstation session
         on this node (the collector's among them) hears of a move another app made."""
         d = self._mig_dir()
+        self._mig_hold_tick()
         try:
             mtime = os.stat(d).st_mtime_ns
         except OSError:
@@ -1887,13 +2028,137 @@ class JobsMixin:
                     changed = e.stat().st_mtime
                 except OSError:
                     continue
-                if changed < self.mig_watch_since or self.mig_announced.get(e.name) == changed:
+                if self.mig_seen.get(e.name) == changed:
                     continue
+                self.mig_seen[e.name] = changed
                 j = _read_json(e.path)
-                if not j or j.get("state") not in MIG_FINAL:
+                if not j:
+                    continue
+                if j.get("state") == "dumped" and j.get("hold"):  # journals without one predate the rule
+                    self.mig_holds[e.name] = float(j.get("dumped") or changed) + float(j["hold"])
+                else:
+                    self.mig_holds.pop(e.name, None)
+                if changed < self.mig_watch_since or self.mig_announced.get(e.name) == changed \
+                        or j.get("state") not in MIG_FINAL or self.mig_quiet:
                     continue
                 self.mig_announced[e.name] = changed
                 self.send(migration_event(j, self.node_id or 0, changed))
+        self._mig_hold_tick()
+
+    def _mig_hold_tick(self) -> None:
+        now = time.time()
+        for name, until in list(self.mig_holds.items()):
+            if now >= until:
+                self.mig_holds.pop(name, None)
+                self._mig_expire(name[: -len(".src.json")])
+
+    def _mig_expire(self, mid: str) -> bool:
+        """The source's own deadline: a copy dumped `hold` s ago without a handover runs again here.
+        True when this call resumed it (the journal is then aborted)."""
+        jpath = os.path.join(self._mig_dir(), mid + ".src.json")
+        with self._mig_lock():
+            j = _read_json(jpath)
+            if not j or j.get("state") != "dumped" or not j.get("hold"):
+                return False
+            hold = float(j["hold"])
+            if time.time() < float(j.get("dumped") or 0) + hold:
+                return False
+            self._resume(int(j["pid"]), int(j["start"]))
+            j["state"] = "aborted"
+            j["error"] = (f"no handover within {hold:g} s of the dump (workstation or target lost): "
+                          "the source resumed it by itself")
+            j["expired"] = time.time()
+            _write_json(jpath, j)
+        _rmtree(j["images"])
+        _log(f"migration {mid}: {j['error']}")
+        return True
+
+    def mig_linger(self, poll: float = 0.2) -> None:
+        """At EOF (the workstation went away): stay while a dump of ours runs or a copy we dumped
+        waits for its hold to end, so the source's deadline still resumes it."""
+        if not getattr(self, "_jobs_ready", False):
+            return
+        self.mig_quiet = True
+        while self.mig_mine:
+            for name in list(self.mig_mine):
+                j = _read_json(os.path.join(self._mig_dir(), name))
+                if not j or j.get("state") not in ("dumping", "dumped"):
+                    self.mig_mine.discard(name)
+            if self.mig_mine:
+                self.migrations_tick()
+                time.sleep(poll)
+
+    def op_mig_handover(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The engine is about to ask the target to restore: the hold no longer applies, and from
+        now on only a commit, or an abort decided on the target's answer, ends the journal.
+        Refused once the hold ran out (the copy runs here again)."""
+        self._jobs_init()
+        mid = _mid_ok(args.get("mid"))
+        jpath = os.path.join(self._mig_dir(), mid + ".src.json")
+        self._mig_expire(mid)
+        with self._mig_lock():
+            j = _read_json(jpath)
+            if j is None:
+                raise Fail("notfound", f"no migration {mid} on this node")
+            if j["state"] == "restoring":
+                return {"state": "restoring"}
+            if j["state"] != "dumped":
+                raise Fail("invalid", f"migration {mid} is {j['state']} here ({j.get('error') or 'no handover'}):"
+                                      " not handing over")
+            j["state"] = "restoring"
+            j["handover"] = time.time()
+            _write_json(jpath, j)
+        return {"state": "restoring"}
+
+    def op_mig_reach(self, args: dict[str, Any]) -> Later:
+        """Can this node open TCP connections to the target (its probe listener answers with the
+        token)? The address found is where `criu dump --page-server` then connects."""
+        host, port, token = args.get("host"), args.get("port"), args.get("token")
+        if not isinstance(host, str) or not host or not isinstance(port, int) or not 0 < port < 65536 \
+                or not isinstance(token, str) or not token:
+            raise Fail("invalid", "mig_reach needs host, port and token")
+        tok = token.encode()
+
+        def work() -> dict[str, Any]:
+            try:
+                infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
+            except OSError as exc:
+                return {"ok": False, "error": f"cannot resolve {host}: {exc}"}
+            why = "no IPv4 address"
+            for *_, sa in infos:
+                try:
+                    with socket.create_connection((str(sa[0]), port), timeout=3.0) as conn:
+                        conn.settimeout(3.0)
+                        got = b""
+                        while len(got) < len(tok):
+                            data = conn.recv(len(tok) - len(got))
+                            if not data:
+                                break
+                            got += data
+                    if got == tok:
+                        return {"ok": True, "address": str(sa[0])}
+                    why = f"{sa[0]}:{port} answered, but not as the target's probe"
+                except OSError as exc:
+                    why = f"{sa[0]}:{port}: {exc}"
+            return {"ok": False, "error": why}
+
+        return Later(work)
+
+    def op_mig_received(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Bytes in a migration's images folder here (the page server writes pages as they come)."""
+        self._jobs_init()
+        mid = _mid_ok(args.get("mid"))
+        total = 0
+        try:
+            with os.scandir(self._img_dir(mid)) as entries:
+                for e in entries:
+                    try:
+                        total += e.stat().st_size
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+        return {"bytes": total}
 
     def jobs_tick_children(self) -> None:
         for p in list(self.children):
@@ -1910,8 +2175,13 @@ class JobsMixin:
             raise Fail("notfound", f"no migration {mid} on this node")
         if j["state"] == "committed":
             return {"state": "committed"}
-        if j["state"] != "dumped":
-            raise Fail("invalid", f"migration {mid} is {j['state']}, not dumped: cannot commit")
+        with self._mig_lock():  # a commit is a handover too: the hold no longer applies
+            j = _read_json(jpath) or j
+            if j["state"] not in ("dumped", "restoring"):
+                raise Fail("invalid", f"migration {mid} is {j['state']}, not dumped: cannot commit")
+            if j["state"] == "dumped":
+                j["state"] = "restoring"
+                _write_json(jpath, j)
         if not self._kill_tree(int(j["pid"]), int(j["start"])):
             raise Fail("failed", f"the source copy (PID {j['pid']}) did not die")
         j["state"] = "committed"
@@ -1948,11 +2218,15 @@ class JobsMixin:
         proc = self.mig_procs.get(mid)
         if proc is not None and proc.poll() is None:
             proc.wait()  # a dump still running resumes the tree itself when it fails
-        running = self._resume(int(j["pid"]), int(j["start"]))
-        if j["state"] != "aborted":
-            j["state"] = "aborted"
-            j["error"] = args.get("reason") or "aborted"
-            _write_json(jpath, j)
+        with self._mig_lock():
+            j = _read_json(jpath) or j
+            if j["state"] == "committed":
+                raise Fail("invalid", f"migration {mid} is committed: the process runs on the target")
+            running = self._resume(int(j["pid"]), int(j["start"]))
+            if j["state"] != "aborted":
+                j["state"] = "aborted"
+                j["error"] = args.get("reason") or "aborted"
+                _write_json(jpath, j)
         _rmtree(j["images"])
         return {"state": "aborted", "running": running and proc_state(int(j["pid"])) not in ("T", "t")}
 
@@ -2041,13 +2315,18 @@ class JobsMixin:
                "time": time.time(), "node": self.node_id}
         _write_json(rpath, rec)
         out: dict[str, Any] = {"images": images, "port": None}
+        direct = bool(args.get("direct"))
         if args.get("page_server"):
             rfd, wfd = os.pipe()
-            port = _free_port()
+            # direct: on every address of the node, so the source's dump can connect straight here
+            # (127.0.0.1 is among them: the tunnelled fallback still works)
+            address = "0.0.0.0" if direct else "127.0.0.1"
+            port = _free_port(address)
             try:
-                proc = subprocess.Popen(criu_page_server_argv(st["path"], images, port, wfd),
+                proc = subprocess.Popen(criu_page_server_argv(st["path"], images, port, wfd, address),
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, pass_fds=(wfd,))
+                                        stderr=subprocess.DEVNULL, pass_fds=(wfd,),
+                                        preexec_fn=_die_with_parent)
             finally:
                 os.close(wfd)
             try:
@@ -2068,6 +2347,10 @@ class JobsMixin:
             rec["page_server"] = proc.pid
             _write_json(rpath, rec)
             out["port"] = port
+            if direct:
+                probe = _ReachProbe(os.urandom(16).hex().encode())
+                self.mig_probes[mid] = probe
+                out.update(probe_port=probe.port, token=probe.token.decode())
         return out
 
     def op_mig_restore(self, args: dict[str, Any]) -> Later:
@@ -2089,6 +2372,9 @@ class JobsMixin:
         _write_json(rpath, rec)
         self.restoring.add(mid)
         ps = self.mig_procs.pop(mid, None)
+        probe = self.mig_probes.pop(mid, None)
+        if probe is not None:
+            probe.close()
         job = args.get("job")
 
         def work() -> dict[str, Any]:
@@ -2163,8 +2449,13 @@ class JobsMixin:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+        probe = self.mig_probes.pop(mid, None)
+        if probe is not None:
+            probe.close()
         if rec is None:
             return {"state": "none"}
+        if args.get("keep") and rec.get("state") == "receiving":
+            return {"state": "receiving"}  # only the page server went: the images come as files
         rec = self._settle_dst(rpath, rec)
         if rec["state"] in ("receiving", "failed"):
             rec["state"] = "aborted"
@@ -2332,6 +2623,7 @@ class Agent(JobsMixin):
             self.stop.set()
             self.wake.set()
             self.thread.join(timeout=5)
+            self.mig_linger()
 
     def handle_line(self, line: bytes) -> bool:
         """Serve one request line; False when the agent should exit."""

@@ -8,11 +8,17 @@ its copy exists. A journal on the source node (written by its agent) lets `resol
 an interrupted migration when both nodes answer again; `Resolver` does that on every reconnect.
 
 Transfer (see docs/architecture.md, "Migration"): by default the memory pages stream while
-the dump runs, from `criu dump --page-server` on the source to `criu page-server` on the target,
-both bound to 127.0.0.1 of their node and joined through our two SSH connections (a remote port
-forward on the source's, a direct-tcpip channel on the target's); the small remaining images
-follow as a tar stream over one exec channel on each connection. Without SSH tunnels (a local
-transport) everything goes as a tar stream after the dump.
+the dump runs, from `criu dump --page-server` on the source straight to `criu page-server` on the
+target's address, once the source has shown it reaches the target (a token from a probe
+listener): the bytes never pass through the workstation, whose relay was nearly all of the
+frozen time. When the source cannot reach the target, the same stream goes through our two SSH
+connections (a remote port forward on the source's, a direct-tcpip channel on the target's). The
+small remaining images follow as a tar stream over one exec channel on each connection. Without
+either (a local transport, `stream=False`) everything goes as a tar stream after the dump.
+
+The source resumes a dumped copy by itself when no handover (`mig_handover`, sent just before
+the restore is asked for) came within its hold: a lost workstation or target never leaves a
+process frozen before the commit point.
 
 Qt-free; blocking calls run on the caller's thread (`migrate`) or a thread of their own
 (`start_migration`), never on the cluster's I/O thread.
@@ -46,8 +52,15 @@ PHASES = ("preflight", "prepare", "dump", "transfer", "restore", "commit", "done
 CRIU_TIMEOUT = 900.0
 #: How long the engine waits for a node that dropped out in the middle to come back.
 RECONNECT_WAIT = 45.0
+#: Before the commit point, how long an abort waits for the target's fence before it resumes the
+#: source anyway (safe: a target restores only after the source's handover).
+FENCE_WAIT = 10.0
 #: At most this many progress events per second.
 PROGRESS_RATE = 10.0
+#: How long the source keeps a dumped copy stopped without a handover before resuming it by itself
+#: (agent's MIG_HOLD); the engine adds the time a files transfer may take at SLOW_RATE.
+HOLD = 60.0
+SLOW_RATE = 5e6
 
 Target = int | str  # a node id, "home" or "best"
 #: Migrations this process is running now: the resolver leaves them alone.
@@ -101,7 +114,9 @@ class MigrationResult:
     home: int = 0
     where: int = 0
     nmigs: int = 0
-    transfer: str = ""  # "page-server" (memory streamed during the dump) or "files"
+    #: "direct" (pages from the source's dump straight to the target's page server), "page-server"
+    #: (the same stream relayed through the workstation's SSH tunnels) or "files"
+    transfer: str = ""
     bytes: int = 0
     frozen: float = 0.0  # seconds the process did not run (dump start to restore end)
     seconds: float = 0.0
@@ -276,12 +291,17 @@ class Migration:
         start: int | None = None,
         live: bool = False,
         stream: bool = True,
+        direct: bool = True,
+        hold: float | None = None,
         automatic: bool = False,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
         hooks: dict[str, Callable[[Migration], None]] | None = None,
     ) -> None:
         self.cluster = cluster
+        self.direct = direct
+        #: the source's own deadline (s after the dump) when no handover comes; None: HOLD (+ files time)
+        self.hold = hold
         self.source = node_id
         self.pid = pid
         self.start_arg = start
@@ -300,6 +320,12 @@ class Migration:
         self._total = 0
         self._down: set[int] = set()
         self.cmd = ""
+        self._address = ""  # the target's address as the source reaches it (direct transfer)
+        #: the name or address the source dials for the target's page server; None: the target's
+        #: address in the cluster file (set it where nodes reach each other on another network)
+        self.peer_address: str | None = None
+        #: why the direct transfer was not possible (then the pages were relayed), or ""
+        self.direct_error = ""
         self._unsub: Callable[[], None] | None = None
 
     # -- progress and events
@@ -488,39 +514,60 @@ class Migration:
     def _transfer_and_restore(self) -> None:
         r = self.result
         src_t, dst_t = self._transport(self.source), self._transport(r.target)
-        stream = self.stream and src_t.tunnels and dst_t.tunnels
+        tunnels = src_t.tunnels and dst_t.tunnels
+        want_ps = self.stream and (self.direct or tunnels)
         holder: list[Tunnel] = []
         stop_forward: Callable[[], None] | None = None
-        port = 0
-        if stream:
-            # ask for the forward first: a server that forbids it means files, not failure
-            try:
-                port, stop_forward = src_t.forward_remote(lambda ch: holder[0].accept(ch) if holder else ch.close())
-            except TransportError as exc:
-                log.info("node %s: no port forwarding (%s): images go as files", self.source, exc)
-                stream = False
-        r.transfer = "page-server" if stream else "files"
         self._phase("prepare")
         tunnel: Tunnel | None = None
         args: dict[str, Any] = {"mid": self.mid, "pid": self.pid, "start": r.start, "target": r.target,
                                 "job": self.job}
         try:
             prep = self._call(r.target, "mig_prepare", {"mid": self.mid, "source": self.source,
-                                                        "page_server": stream}, 60)
+                                                        "page_server": want_ps, "direct": want_ps and self.direct},
+                              60)
             self._prepared = True
-            if stream:
-                tunnel = Tunnel(dst_t, int(prep["port"]), self._count)
-                holder.append(tunnel)
-                args["port"] = port
+            mode = "files"
+            if want_ps and self.direct:
+                mode = self._reach(prep)
+                if mode == "direct":
+                    args["address"], args["port"] = self._address, int(prep["port"])
+            if want_ps and mode == "files" and tunnels:
+                # ask for the forward first: a server that forbids it means files, not failure
+                try:
+                    port, stop_forward = src_t.forward_remote(
+                        lambda ch: holder[0].accept(ch) if holder else ch.close())
+                    tunnel = Tunnel(dst_t, int(prep["port"]), self._count)
+                    holder.append(tunnel)
+                    args["port"] = port
+                    mode = "page-server"
+                except TransportError as exc:
+                    log.info("node %s: no port forwarding (%s): images go as files", self.source, exc)
+            if want_ps and mode == "files":  # the page server has no client: stop it, keep the record
+                self._call(r.target, "mig_cleanup", {"mid": self.mid, "keep": True}, 60)
+            r.transfer = mode
+            args["hold"] = self.hold or HOLD + (self._total / SLOW_RATE if mode == "files" else 0.0)
             self._check_cancel()
-            self._phase("dump")
+            self._phase("dump", f"pages: {mode}")
             t_freeze = time.monotonic()
             fut = self.cluster.request(self.source, "mig_dump", args)
             self._dumping = True
+            fenced: list[bool] = []
+            polled = [0.0]
 
             def watch() -> None:
-                if (self.cancel.is_set() or r.target in self._down) and tunnel is not None:
-                    tunnel.close()  # the dump fails, CRIU resumes the process
+                if self.cancel.is_set() or r.target in self._down:
+                    if tunnel is not None:
+                        tunnel.close()  # the dump fails, CRIU resumes the process
+                    elif mode == "direct" and not fenced:
+                        fenced.append(True)  # the page server goes: the dump fails, CRIU resumes it
+                        try:
+                            self.cluster.request(r.target, "mig_cleanup", {"mid": self.mid})
+                        except Exception as exc:  # a dead target's page server died with its agent
+                            log.info("migration %s: cleanup request failed: %s", self.mid, exc)
+                elif mode == "direct" and time.monotonic() - polled[0] >= 0.2:
+                    polled[0] = time.monotonic()
+                    self._poll_received()
 
             try:
                 dumped = self._wait(fut, CRIU_TIMEOUT, watch)
@@ -538,6 +585,11 @@ class Migration:
                 tunnel.close()
         if tunnel is not None and tunnel.errors:
             log.info("tunnel: %s", tunnel.errors)
+        if mode == "direct":  # the last of the pages the target received
+            n = int(self._call(r.target, "mig_received", {"mid": self.mid}).get("bytes") or 0)
+            if n > self._bytes:
+                self._bytes = n
+                self._emit("dump")
         self._check_cancel()
         if r.target in self._down:
             raise _Failed(f"node {r.target} went down after the dump")
@@ -550,6 +602,14 @@ class Migration:
         self._check_cancel()
         if r.target in self._down or self.source in self._down:
             raise _Failed("a node went down during the transfer")
+        # the source's hold ends here (or it already resumed the copy: then no restore)
+        try:
+            self._call(self.source, "mig_handover", {"mid": self.mid}, 30)
+        except AgentError as exc:
+            if exc.code in ("down", "timeout"):
+                self._settle_handover()
+            else:
+                raise _Failed(f"the source gave no handover: {exc}") from None
         # the commit point: from here the target may run the process, so no more resuming
         # the source unless the target says it has no copy
         self._phase("restore")
@@ -566,6 +626,56 @@ class Migration:
         self._phase("commit")
         self._commit()
         r.ok = True
+
+    def _settle_handover(self) -> None:
+        """The handover's answer was lost: ask again once the source is back; the journal says
+        whether it went through (restoring) or the hold resumed the copy (aborted)."""
+        try:
+            state = self._retry(self.source, "mig_handover", {"mid": self.mid})
+        except AgentError as exc:
+            raise _Failed(f"the source gave no handover: {exc}") from None
+        if state.get("state") != "restoring":
+            raise _Failed(f"the source gave no handover: {state}")
+
+    def _reach(self, prep: dict[str, Any]) -> str:
+        """"direct" when the source reaches the target's probe listener (the address it used is
+        kept for the dump), else "files" (the caller then relays), with the reason in the progress."""
+        from omview.core.config import LOCAL
+
+        r = self.result
+        host = self.peer_address or self.cluster.config.node(r.target).address
+        host = "127.0.0.1" if host == LOCAL else host
+        if prep.get("probe_port") is None:
+            return "files"
+        try:
+            ans = self._wait(self.cluster.request(self.source, "mig_reach", {
+                "host": host, "port": int(prep["probe_port"]), "token": str(prep["token"])}), 30)
+        except AgentError as exc:
+            ans = {"ok": False, "error": str(exc)}
+        if ans.get("ok"):
+            self._address = str(ans["address"])
+            return "direct"
+        self.direct_error = str(ans.get("error") or "")
+        self._emit("prepare", f"node {self.source} cannot reach node {r.target} ({ans.get('error')}): "
+                              "pages relayed through the workstation")
+        log.info("migration %s: node %s cannot reach node %s directly (%s): relaying", self.mid,
+                 self.source, r.target, ans.get("error"))
+        return "files"
+
+    def _poll_received(self) -> None:
+        """Progress of a direct dump: what the target's page server has written so far."""
+        def done(fut: Future[Any]) -> None:
+            try:
+                n = int(fut.result().get("bytes") or 0)
+            except Exception:
+                return
+            if n > self._bytes:
+                self._count(n - self._bytes)
+
+        try:
+            self.cluster.request(self.result.target, "mig_received", {"mid": self.mid}).add_done_callback(done)
+        except Exception:  # progress only
+            pass
 
     def _relay(self, src_t: Transport, dst_t: Transport, src_dir: str, dst_dir: str) -> None:
         """tar the source's images folder into the target's, through the two connections."""
@@ -628,16 +738,32 @@ class Migration:
             self.cluster.wait_until(lambda: self.cluster.node(node).up, max(0.1, deadline - time.monotonic()))
 
     def _abort(self, reason: str) -> None:
-        """Before the commit point: fence the target, then resume the source."""
+        """Before the commit point: fence the target, then resume the source. The target was never
+        asked to restore (that needs the source's handover first), so a target that does not
+        answer is not waited for: the source runs the process again at once and the resolver
+        clears the target's folder when it is back."""
         r = self.result
+        prepared = getattr(self, "_prepared", False)
+        lost = r.target in self._down or not self.cluster.node(r.target).up
         try:
-            if getattr(self, "_prepared", False):
-                state = self._retry(r.target, "mig_cleanup", {"mid": self.mid}).get("state")
+            if prepared and not lost:
+                try:
+                    state = self._call(r.target, "mig_cleanup", {"mid": self.mid}, FENCE_WAIT).get("state")
+                except AgentError as exc:
+                    log.info("migration %s: target %s not fenced (%s): resuming the source anyway", self.mid,
+                             r.target, exc)
+                    state, lost = None, True
                 if state in ("restoring", "restored"):  # cannot happen before the commit point
                     self._settle()
                     return
             if getattr(self, "_dumping", False):
                 self._retry(self.source, "mig_abort", {"mid": self.mid, "reason": reason})
+            if prepared and lost:  # best effort; else the resolver clears it when the target is back
+                try:
+                    self._call(r.target, "mig_cleanup", {"mid": self.mid}, 5)
+                except AgentError as exc:
+                    log.info("migration %s: target %s lost, its folder is left to the resolver (%s)", self.mid,
+                             r.target, exc)
         except (AgentError, _Failed) as exc:
             r.pending = True
             r.error += f"; the migration is left to resolve when both nodes answer ({exc})"
@@ -775,6 +901,8 @@ def migrate(
     start: int | None = None,
     live: bool = False,
     stream: bool = True,
+    direct: bool = True,
+    hold: float | None = None,
     automatic: bool = False,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
@@ -784,8 +912,8 @@ def migrate(
 
     Never raises for a refusal or a failure: see the result. `automatic` (the balancer) also
     honours the source's stay/lstay; a person moving a process by hand does not."""
-    m = Migration(cluster, node_id, pid, target, start=start, live=live, stream=stream, automatic=automatic,
-                  progress=progress, cancel=cancel, hooks=hooks)
+    m = Migration(cluster, node_id, pid, target, start=start, live=live, stream=stream, direct=direct,
+                  hold=hold, automatic=automatic, progress=progress, cancel=cancel, hooks=hooks)
     return m.run()
 
 

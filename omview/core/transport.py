@@ -554,14 +554,29 @@ class SshTransport(Transport):
 
     def forward_remote(self, handler: Callable[[BulkChannel], None]) -> tuple[int, Callable[[], None]]:
         t = self._live()
+        # paramiko keeps one forward handler per connection: each request replaces the last one's
+        # (and a cancel drops it), so connections are routed by their listening port from a table
+        handlers: dict[int, Callable[[BulkChannel], None]] = t.__dict__.setdefault("_omview_forwards", {})
+
+        def dispatch(ch: Any, origin: Any, server: Any) -> None:
+            h = handlers.get(int(server[1]))
+            if h is None:
+                ch.close()
+            else:
+                h(_SshBulk(ch, False))
+
         try:
-            port = int(t.request_port_forward("127.0.0.1", 0, lambda ch, origin, server: handler(_SshBulk(ch, False))))
+            port = int(t.request_port_forward("127.0.0.1", 0, dispatch))
         except Exception as exc:
             raise TransportError("unreachable", f"{self.node.address}: port forwarding refused: {exc}") from None
+        handlers[port] = handler
 
         def cancel() -> None:
+            handlers.pop(port, None)
             try:
                 t.cancel_port_forward("127.0.0.1", port)
+                if handlers:  # paramiko dropped the handler the other forwards still need
+                    t._tcp_handler = dispatch
             except Exception:  # the connection may be gone already; nothing listens then
                 pass
 
