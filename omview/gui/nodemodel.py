@@ -141,28 +141,35 @@ class Aggregate:
     def of(cls, nodes: Iterable[NodeState]) -> Aggregate:
         agg = cls()
         loads: list[float] = []
-        flag_counts: dict[str, int] = {}
+        stay = lstay = block = quiet = stopped = 0
+        cpus = speed = mem_total = mem_used = mem_available = total = 0
         readiness: set[str] = set()
+        # plain locals, not attribute updates: this runs for every node on every 1 Hz tick
         for st in nodes:
-            agg.total += 1
-            if not (st.up and st.sample):
-                continue
+            total += 1
             s = st.sample
-            agg.up += 1
+            if not st.up or s is None:
+                continue
             loads.append(s.load)
-            agg.cpus += s.cpus
-            agg.speed += s.speed
-            agg.mem_total += s.mem_total
-            agg.mem_used += s.mem_used
-            agg.mem_available += s.mem_available
-            for name in ("stay", "lstay", "block", "quiet", "stopped"):
-                if getattr(s.admin, name):
-                    flag_counts[name] = flag_counts.get(name, 0) + 1
+            cpus += s.cpus
+            speed += s.speed
+            mem_total += s.mem_total
+            mem_used += s.mem_used
+            mem_available += s.mem_available
+            a = s.admin
+            stay += 1 if a.stay else 0
+            lstay += 1 if a.lstay else 0
+            block += 1 if a.block else 0
+            quiet += 1 if a.quiet else 0
+            stopped += 1 if a.stopped else 0
             readiness.add(s.criu or "unknown")
+        agg.total, agg.up, agg.cpus, agg.speed = total, len(loads), cpus, speed
+        agg.mem_total, agg.mem_used, agg.mem_available = mem_total, mem_used, mem_available
         if loads:
             agg.mean_load = sum(loads) / len(loads)
         agg.balance = balance_efficiency(loads)
-        agg.flags = ", ".join(f"{k} ×{v}" for k, v in flag_counts.items()) or "-"
+        counts = (("stay", stay), ("lstay", lstay), ("block", block), ("quiet", quiet), ("stopped", stopped))
+        agg.flags = ", ".join(f"{k} ×{v}" for k, v in counts if v) or "-"
         if len(readiness) == 1:
             agg.migration = readiness.pop()
         elif readiness:
@@ -191,12 +198,18 @@ class NodeTableModel(QAbstractTableModel):
     def update_nodes(self, ids: Iterable[int]) -> None:
         """Re-read these nodes from the cluster and repaint their rows (and the all-nodes row)."""
         rows: list[int] = []
+        nodes, row_of, node = self._nodes, self._row_of, self.cluster.node
         for node_id in ids:
-            row = self._row_of.get(node_id)
+            row = row_of.get(node_id)
             if row is None:
                 continue
-            st = self.cluster.node(node_id)
-            self._nodes[row - 1] = st
+            st = node(node_id)
+            old = nodes[row - 1]
+            # a process-table event names the node too; an unchanged row costs no repaint
+            # (samples are replaced, never mutated, so identity says "same sample")
+            if st.sample is old.sample and st.up == old.up and st.reason == old.reason:
+                continue
+            nodes[row - 1] = st
             pending = self._pending_speed.get(node_id)
             if pending is not None and st.sample is not None and st.sample.speed == pending:
                 del self._pending_speed[node_id]
@@ -296,7 +309,7 @@ class NodeTableModel(QAbstractTableModel):
                 values=tuple(self._cell(row, c, VALUE_ROLE) for c in cols),
                 up=self._cell(row, COL_NODE, UP_ROLE),
                 pending=bool(self._cell(row, COL_SPEED, PENDING_ROLE)),
-                editable=bool(self.flags(self.index(row, COL_SPEED)) & Qt.ItemFlag.ItemIsEditable),
+                editable=st is not None and st.up and st.sample is not None,
                 aggregate=row == 0,
                 down=st is not None and not st.up,
             )
