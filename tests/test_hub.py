@@ -171,8 +171,13 @@ def test_fallback_runtime_dir_is_private_and_not_in_tmp(tmp_path: Path) -> None:
     assert (d.stat().st_mode & 0o777) == 0o700
 
 
-def test_snapshot_on_attach_equals_the_hubs_cluster(hubs: Hubs) -> None:
-    """In-process hub on a SimFarm: an app's copy is the hub's Cluster, row for row."""
+@pytest.mark.parametrize("passthrough", [True, False], ids=["agent-lines", "encoded-events"])
+def test_snapshot_on_attach_equals_the_hubs_cluster(hubs: Hubs, passthrough: bool,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process hub on a SimFarm: an app's copy is the hub's Cluster, row for row, whether the
+    hub passes the agents' sample lines through or (lines it could not match) encodes Events."""
+    if not passthrough:
+        monkeypatch.setattr(hubmod, "SAMPLE_PREFIX", b"no agent line starts like this")
     farm = SimFarm(SIM_NODES, procs_per_node=30, churn=0.2)
     config = farm.config(SIM_INTERVAL)
     server = HubServer(config, transport_factory=farm.transport).start()
@@ -202,6 +207,45 @@ def test_snapshot_on_attach_equals_the_hubs_cluster(hubs: Hubs) -> None:
         t.join(10)
         farm.stop()
     assert not server.paths.socket.exists()
+
+
+def test_samples_reach_apps_as_the_agents_lines(hubs: Hubs) -> None:
+    """The hub forwards each agent sample line as it came, the node's id spliced in: no decoding
+    and encoding again per sample. Read off the socket as an app would."""
+    farm = SimFarm(SIM_NODES, procs_per_node=5)
+    config = farm.config(SIM_INTERVAL)
+    server = HubServer(config, transport_factory=farm.transport).start()
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        assert server.cluster.wait_until(lambda: all(n.up for n in server.cluster.nodes()), 10)
+        sock.connect(str(server.paths.socket))
+        sock.settimeout(10)
+        buf = b""
+        samples: dict[int, list[dict[str, Any]]] = {}
+        while sum(len(v) for v in samples.values()) < 3 * SIM_NODES:
+            data = sock.recv(1 << 16)
+            assert data, "the hub hung up"
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if line.startswith(b'{"n":'):
+                    assert b'"type":"sample","seq":' in line[:40], line[:80]
+                    msg = json.loads(line)
+                    samples.setdefault(msg["n"], []).append(msg)
+                else:
+                    assert json.loads(line)["type"] in ("hello", "snapshot", "event"), line[:80]
+        assert set(samples) == set(farm.nodes)
+        for node_id, msgs in samples.items():
+            seqs = [m["seq"] for m in msgs]
+            assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs  # every line once, in order
+            assert all(m["node"]["hostname"] == f"sim{node_id}" for m in msgs)
+    finally:
+        sock.close()
+        server.shutdown()
+        t.join(10)
+        farm.stop()
 
 
 def test_any_event_kind_reaches_every_app(hubs: Hubs) -> None:

@@ -12,9 +12,10 @@ configuration (named by a hash of its settings text, so two clusters get two hub
 `hub-HASH.log` (the detached hub's log), `hub-HASH.toml` (the settings an app started it with).
 
 Protocol (JSON lines, like the agent's; docs/architecture.md "Session hub"):
-hub → app: `hello`, then `snapshot` (every node with its process table), then `event`s (the
-cluster's Events, process rows in full) and `reply`s; app → hub: requests with ids, `call` (any
-agent op on a node) or `method` (a Cluster method named in `METHODS`).
+hub → app: `hello`, then `snapshot` (every node with its process table), then the agents' own
+`sample` lines with the node's id spliced in (`{"n":ID,"type":"sample",...}`, passed through
+undecoded), the cluster's other Events as `event`s, and `reply`s; app → hub: requests with ids,
+`call` (any agent op on a node) or `method` (a Cluster method named in `METHODS`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import struct
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("omview.hub")
 
-HUB_PROTOCOL = 1
+HUB_PROTOCOL = 2
 #: Seconds the hub stays after its last app left.
 DEFAULT_IDLE = 60.0
 ENV_IDLE = "OMVIEW_HUB_IDLE"
@@ -65,6 +67,10 @@ PARK_MAX = 15.0
 _NOT_YET = NodeState(0, "").reason
 #: Unix socket paths are limited to 107 bytes.
 MAX_SOCKET_PATH = 107
+#: How an agent's sample line starts (omview.core.agent: json.dumps of {"type": "sample", ...}).
+SAMPLE_PREFIX = b'{"type":"sample",'
+#: Sample lines kept for one node at most: more means the session took lines without events.
+MAX_TEE_LINES = 64
 
 #: Cluster methods an app may call through the hub (`{"op": "method", "method": NAME, "args": [...],
 #: "kwargs": {...}}`). Exposing a new Cluster method to every app is one entry here plus its twin
@@ -234,6 +240,60 @@ def node_dict(st: NodeState, session: Any = None) -> dict[str, Any]:
     return d
 
 
+
+class _TeeStream:
+    """An agent's stream as the hub's session reads it, keeping each complete sample line.
+
+    The hub forwards an agent's sample to the apps as the agent wrote it (with the node's id
+    spliced in): decoding it once in the session is needed for the hub's own state, but encoding
+    it again for the apps cost the hub about as much as the decoding. The session splits the
+    stream into the same lines and emits one "sample" Event per sample line, in order, on the
+    same thread, so the k-th sample Event of a connection is its k-th sample line here.
+    Everything else is the wrapped stream's.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._buf = bytearray()
+        self.lines: deque[bytes] = deque()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def fileno(self) -> int:
+        return int(self._inner.fileno())
+
+    def recv(self) -> bytes | None:
+        data = self._inner.recv()
+        if data:
+            buf = self._buf
+            buf += data
+            end = buf.rfind(b"\n")
+            if end >= 0:
+                if SAMPLE_PREFIX in buf:
+                    lines = self.lines
+                    for line in bytes(buf[:end]).split(b"\n"):
+                        if line.startswith(SAMPLE_PREFIX):
+                            lines.append(line)
+                    if len(lines) > MAX_TEE_LINES:
+                        lines.clear()  # out of step with the session: encode its Events instead
+                del buf[: end + 1]
+        return data
+
+    def send(self, data: bytes) -> None:
+        self._inner.send(data)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def stderr_text(self) -> str:
+        return str(self._inner.stderr_text())
+
+    def exit_status(self) -> int | None:
+        status: int | None = self._inner.exit_status()
+        return status
+
+
 # --------------------------------------------------------------------------- the server
 
 
@@ -279,7 +339,8 @@ class HubServer:
         self.paths = paths or HubPaths.for_config(config)
         self.idle_timeout = idle_timeout
         self.flush_delay = flush_delay
-        self.cluster = Cluster(config, transport_factory=transport_factory)
+        self._tees: dict[int, _TeeStream] = {}  # the stream each node's session reads now
+        self.cluster = Cluster(config, transport_factory=self._teeing(transport_factory))
         self.started_at = time.time()
         self._lock = threading.Lock()
         self._clients: dict[int, _Client] = {}  # by fileno
@@ -303,6 +364,27 @@ class HubServer:
         self._cancels: dict[str, threading.Event] = {}  # migrate requests an app may still cancel
         self._unsubscribe: Callable[[], None] | None = None
         self._ident: bytes = b""
+
+    def _teeing(self, factory: Callable[..., Any] | None) -> Callable[..., Any]:
+        """Transports whose agent streams keep their sample lines for `_on_event` (_TeeStream)."""
+        if factory is None:
+            from omview.core.transport import make_transport
+
+            factory = make_transport
+
+        def make(node: Any, **kw: Any) -> Any:
+            transport = factory(node, **kw)
+            real_open = transport.open
+
+            def open_teeing(timeout: float) -> Any:
+                stream = _TeeStream(real_open(timeout))
+                self._tees[node.id] = stream
+                return stream
+
+            transport.open = open_teeing  # type: ignore[method-assign]
+            return transport
+
+        return make
 
     # ------------------------------------------------------------ start and stop
     def start(self) -> HubServer:
@@ -624,7 +706,14 @@ class HubServer:
 
     # ------------------------------------------------------------ events
     def _on_event(self, ev: Any) -> None:
-        """On the cluster's I/O thread: encode once, queue for every live app."""
+        """On the cluster's I/O thread: encode once (a sample: pass the agent's line), queue for every live app."""
+        if ev.kind == "sample":
+            tee = self._tees.get(ev.node_id)
+            if tee is not None and tee.lines:
+                line = tee.lines.popleft()
+                self._sent.pop(ev.node_id, None)  # the apps have the whole sample: no delta against an older one
+                self._broadcast(b'{"n":%d,' % ev.node_id + line[1:] + b"\n")
+                return
         msg: dict[str, Any] = {"type": "event", "kind": ev.kind, "node": ev.node_id}
         if ev.message:
             msg["message"] = ev.message
@@ -651,7 +740,12 @@ class HubServer:
         if ev.kind == "up":
             s = self.cluster.session(ev.node_id)
             msg["session"] = {"agent_info": s.agent_info, "connects": s.connects}
-        line = encode(msg)
+        self._broadcast(encode(msg))
+        if ev.kind in ("up", "down") and self._parked:
+            self._release_parked(ev.node_id)
+
+    def _broadcast(self, line: bytes) -> None:
+        """The same bytes to every live app, sent with the next batch."""
         with self._lock:
             clients = list(self._clients.values())
         queued = False
@@ -660,8 +754,6 @@ class HubServer:
                 queued = self._queue(c, line, urgent=None) or queued
         if queued:
             self._schedule_flush(False)
-        if ev.kind in ("up", "down") and self._parked:
-            self._release_parked(ev.node_id)
 
     # ------------------------------------------------------------ requests
     def _request(self, c: _Client, msg: dict[str, Any]) -> None:

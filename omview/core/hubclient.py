@@ -336,11 +336,7 @@ class HubCluster(Waiting):
             sock = self._sock
             if sock is None:
                 break
-            for msg in self._messages(buf):
-                try:
-                    self._handle(msg)
-                except Exception:
-                    log.exception("bad message from the session hub: %r", str(msg)[:200])
+            self._dispatch(self._messages(buf))
             try:
                 n = sock.recv_into(view)
             except OSError:
@@ -429,10 +425,53 @@ class HubCluster(Waiting):
                 p.future.set_exception(_agent_error(text, "hub", int(p.msg.get("node", 0))))
 
     # ------------------------------------------------------------ applying what the hub sends
+    def _dispatch(self, msgs: list[Any]) -> None:
+        """One read's messages in order: runs of node events are applied together (`_apply_events`);
+        a reply is handled after the events before it, so a caller has every progress step first."""
+        run: list[dict[str, Any]] = []
+        for msg in msgs:
+            if not isinstance(msg, dict):
+                continue
+            if msg.get("type") in ("sample", "event"):
+                run.append(msg)
+                continue
+            if run:
+                self._apply_events(run)
+                run = []
+            try:
+                self._handle(msg)
+            except Exception:
+                log.exception("bad message from the session hub: %r", str(msg)[:200])
+        if run:
+            self._apply_events(run)
+
+    def _apply_events(self, msgs: list[dict[str, Any]]) -> None:
+        """Apply a batch under one lock and one notify, then emit its Events in order; the batch
+        is one instant for `snapshot(then=...)` (the emit lock is held throughout)."""
+        out: list[Event] = []
+        with self._emit_lock:
+            with self._lock:
+                for msg in msgs:
+                    try:
+                        if "n" in msg:
+                            self._apply_agent_sample(msg, out)
+                        else:
+                            self._apply_event(msg, out)
+                    except Exception:
+                        log.exception("bad message from the session hub: %r", str(msg)[:200])
+                self._notify_changed()
+                listeners = list(self._listeners)
+            for ev in out:
+                for fn in listeners:
+                    try:
+                        fn(ev)
+                    except Exception:
+                        log.exception("listener failed on %s", ev.kind)
+
     def _handle(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
-        if kind == "event":
-            self._apply_event(msg)
+        if kind in ("event", "sample"):
+            self._apply_events([msg])
         elif kind == "reply":
             with self._lock:
                 p = self._pending.pop(int(msg.get("id", 0)), None)
@@ -486,37 +525,79 @@ class HubCluster(Waiting):
             for ev in events:
                 self._emit(ev)
 
-    def _apply_event(self, msg: dict[str, Any]) -> None:
+    def _apply_event(self, msg: dict[str, Any], out: list[Event]) -> None:
+        """A hub `event` (with self._lock held): state changed, its Event appended to `out`."""
         kind = str(msg.get("kind", ""))
         node_id = int(msg.get("node", 0))
-        ev: Event | None
-        with self._emit_lock:
-            with self._lock:
-                st = self._states.get(node_id)
-                if kind == "sample" and st is not None:
-                    ev = self._apply_sample(st, msg)
-                elif kind == "up" and st is not None:
-                    sess = msg.get("session")
-                    if sess:
-                        info = self._sessions[node_id]
-                        info.agent_info = dict(sess.get("agent_info") or {})
-                        info.connects = int(sess.get("connects", 0))
-                    ev = None if st.up else _event("up", node_id)
-                    st.up, st.reason = True, ""
-                elif kind == "down" and st is not None:
-                    reason = str(msg.get("message", ""))
-                    ev = None if (not st.up and st.reason == reason) else _event("down", node_id, message=reason)
-                    st.up, st.reason = False, reason
-                else:
-                    ev = _event(kind, node_id, message=str(msg.get("message", "")),
-                               data=dict(msg.get("data") or {}),
-                               sample=_sample(msg["sample"]) if msg.get("sample") else None,
-                               new=[(int(r["pid"]), int(r["start"])) for r in msg.get("new", ())],
-                               changed=[(int(r["pid"]), int(r["start"])) for r in msg.get("changed", ())],
-                               gone=[(int(a), int(b)) for a, b in msg.get("gone", ())], full=bool(msg.get("full")))
-                self._notify_changed()
-            if ev is not None:
-                self._emit(ev)
+        st = self._states.get(node_id)
+        if kind == "sample" and st is not None:
+            if not st.up:
+                out.append(_event("up", node_id))
+            out.append(self._apply_sample(st, msg))
+        elif kind == "up" and st is not None:
+            sess = msg.get("session")
+            if sess:
+                info = self._sessions[node_id]
+                info.agent_info = dict(sess.get("agent_info") or {})
+                info.connects = int(sess.get("connects", 0))
+            if not st.up:
+                out.append(_event("up", node_id))
+            st.up, st.reason = True, ""
+        elif kind == "down" and st is not None:
+            reason = str(msg.get("message", ""))
+            if st.up or st.reason != reason:
+                out.append(_event("down", node_id, message=reason))
+            st.up, st.reason = False, reason
+        else:
+            out.append(_event(kind, node_id, message=str(msg.get("message", "")),
+                              data=dict(msg.get("data") or {}),
+                              sample=_sample(msg["sample"]) if msg.get("sample") else None,
+                              new=[(int(r["pid"]), int(r["start"])) for r in msg.get("new", ())],
+                              changed=[(int(r["pid"]), int(r["start"])) for r in msg.get("changed", ())],
+                              gone=[(int(a), int(b)) for a, b in msg.get("gone", ())], full=bool(msg.get("full"))))
+
+    def _apply_agent_sample(self, msg: dict[str, Any], out: list[Event]) -> None:
+        """An agent's own sample line, passed through by the hub (with self._lock held): applied as
+        the hub's Session applied it (changed rows carry only what changed), so the copy stays
+        the hub's. The table is changed in place: every reader copies it under the lock."""
+        st = self._states.get(msg["n"])
+        if st is None:
+            return
+        procs = msg.get("procs") or {}
+        full = bool(procs.get("full"))
+        ev = _event("sample", st.id, sample=_sample(msg.get("node") or {}), full=full)
+        if not st.up:
+            out.append(_event("up", st.id))
+        st.sample = ev.sample
+        st.last_seen = time.monotonic()
+        st.up, st.reason = True, ""
+        if procs:
+            table = st.procs
+            if full:
+                old = table
+                table = st.procs = {}
+            for row in procs.get("new", ()):
+                p = _proc(row)
+                table[p.key] = p
+                ev.new.append(p.key)
+            for row in procs.get("changed", ()):
+                key = (row["pid"], row["start"])
+                was = table.get(key)
+                if was is None:
+                    continue
+                p = ProcInfo.__new__(ProcInfo)  # rows are replaced, never mutated: a copy with the changes
+                d = p.__dict__
+                d.update(was.__dict__)
+                d.update(row if row.keys() <= _PROC_FIELDS else {k: v for k, v in row.items() if k in _PROC_FIELDS})
+                table[key] = p
+                ev.changed.append(key)
+            for pid, start in procs.get("gone", ()):
+                key = (pid, start)
+                if table.pop(key, None) is not None:
+                    ev.gone.append(key)
+            if full:
+                ev.gone.extend(k for k in old if k not in table)
+        out.append(ev)
 
     def _apply_sample(self, st: NodeState, msg: dict[str, Any]) -> Event:
         delta = msg.get("delta")
@@ -537,7 +618,7 @@ class HubCluster(Waiting):
         st.up, st.reason = True, ""
         if "new" in msg or full:
             old = st.procs
-            table = {} if full else dict(old)
+            table = {} if full else old
             for row in msg.get("new", ()):
                 p = _proc(row)
                 table[p.key] = p
