@@ -155,36 +155,13 @@ class NodePainter:
         self.lcd_italic.setItalic(True)
 
     # ------------------------------------------------------------ the table
-    def paint_view(self, painter: QPainter, view: QAbstractItemView, area: QRect) -> None:
-        """Every cell of `view` (a QTableView on NodeSortProxy/NodeTableModel) that meets `area`."""
+    def paint_view(self, painter: QPainter, view: QAbstractItemView, areas: list[QRect]) -> None:
+        """Every cell of `view` (a QTableView on NodeSortProxy/NodeTableModel) that meets one of
+        `areas` (the rectangles of the update region: a tick repaints only the changed columns)."""
         self.prepare(view)
         model = view.model()
-        if model is None:
+        if model is None or not model.rowCount():
             return
-        rows = model.rowCount()
-        if not rows:
-            return
-        first = view.rowAt(area.top())  # type: ignore[attr-defined]
-        if first < 0:
-            if area.top() >= 0:
-                return  # below the last row
-            first = 0
-        last = view.rowAt(area.bottom())  # type: ignore[attr-defined]
-        if last < 0:
-            last = rows - 1
-        left, right = area.left(), area.right()
-        cols: list[tuple[int, int, int]] = []
-        for col in range(model.columnCount()):
-            if view.isColumnHidden(col):  # type: ignore[attr-defined]
-                continue
-            x = view.columnViewportPosition(col)  # type: ignore[attr-defined]
-            w = view.columnWidth(col)  # type: ignore[attr-defined]
-            if w > 0 and x <= right and x + w > left:
-                cols.append((col, x, w))
-        if not cols:
-            return
-        span_x = cols[0][1]
-        span_w = cols[-1][1] + cols[-1][2] - span_x
         if isinstance(model, QSortFilterProxyModel):
             source: Any = model.sourceModel()
             to_source: Any = model.mapToSource
@@ -199,18 +176,41 @@ class NodePainter:
         row_at = view.rowViewportPosition  # type: ignore[attr-defined]
         row_height = view.rowHeight  # type: ignore[attr-defined]
         cell = self.paint_cell
-        for r in range(first, last + 1):
-            h = row_height(r)
-            if h <= 0:
+        columns: list[tuple[int, int, int]] = []
+        for col in range(model.columnCount()):
+            w = view.columnWidth(col)  # type: ignore[attr-defined]
+            if w > 0 and not view.isColumnHidden(col):  # type: ignore[attr-defined]
+                columns.append((col, view.columnViewportPosition(col), w))  # type: ignore[attr-defined]
+        rows_left = model.rowCount() - 1
+        records: dict[int, RowPaint] = {}
+        for area in areas:
+            first = view.rowAt(area.top())  # type: ignore[attr-defined]
+            if first < 0:
+                if area.top() >= 0:
+                    continue  # below the last row
+                first = 0
+            last = view.rowAt(area.bottom())  # type: ignore[attr-defined]
+            if last < 0:
+                last = rows_left
+            left, right = area.left(), area.right()
+            cols = [c for c in columns if c[1] <= right and c[1] + c[2] > left]
+            if not cols:
                 continue
-            y = row_at(r)
-            src_row = to_source(index(r, 0)).row() if to_source is not None else r
-            rp = source.row_paint(src_row)
-            if alternating and r & 1:
-                painter.fillRect(span_x, y, span_w, h, self.alternate)
-            for col, x, w in cols:
-                rc = (r, col)
-                cell(painter, x, y, w, h, rp, col, rc in selected, rc == focus, rc == hover)
+            span_x = cols[0][1]
+            span_w = cols[-1][1] + cols[-1][2] - span_x
+            for r in range(first, last + 1):
+                h = row_height(r)
+                if h <= 0:
+                    continue
+                y = row_at(r)
+                rp = records.get(r)
+                if rp is None:
+                    rp = records[r] = source.row_paint(to_source(index(r, 0)).row() if to_source is not None else r)
+                if alternating and r & 1:
+                    painter.fillRect(span_x, y, span_w, h, self.alternate)
+                for col, x, w in cols:
+                    rc = (r, col)
+                    cell(painter, x, y, w, h, rp, col, rc in selected, rc == focus, rc == hover)
 
     # ------------------------------------------------------------ one cell
     def paint_cell(

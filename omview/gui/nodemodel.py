@@ -195,38 +195,50 @@ class NodeTableModel(QAbstractTableModel):
         self._bold.setBold(True)
 
     # ------------------------------------------------------------ updates
-    def update_nodes(self, ids: Iterable[int]) -> None:
-        """Re-read these nodes from the cluster and repaint their rows (and the all-nodes row)."""
-        rows: list[int] = []
-        nodes, row_of, node = self._nodes, self._row_of, self.cluster.node
+    def update_nodes(self, ids: Iterable[int], force: bool = False) -> None:
+        """Re-read these nodes from the cluster and repaint what changed in their rows (and the
+        all-nodes row). A node whose sample, link and reason are the same as before costs no repaint
+        (a process-table event names the node too): samples are replaced, never mutated, so identity
+        says "same sample". `force` repaints the named rows whole."""
+        spans: dict[int, tuple[int, int]] = {}
+        changed = False
+        nodes, row_of, node, pending_speed = self._nodes, self._row_of, self.cluster.node, self._pending_speed
         for node_id in ids:
             row = row_of.get(node_id)
             if row is None:
                 continue
             st = node(node_id)
             old = nodes[row - 1]
-            # a process-table event names the node too; an unchanged row costs no repaint
-            # (samples are replaced, never mutated, so identity says "same sample")
-            if st.sample is old.sample and st.up == old.up and st.reason == old.reason:
+            if st.sample is old.sample and st.up == old.up and st.reason == old.reason and not force:
                 continue
             nodes[row - 1] = st
-            pending = self._pending_speed.get(node_id)
+            span = _FULL_ROW if force else _changed_columns(old, st)
+            pending = pending_speed.get(node_id)
             if pending is not None and st.sample is not None and st.sample.speed == pending:
-                del self._pending_speed[node_id]
-            rows.append(row)
-        if not rows:
+                del pending_speed[node_id]
+                span = (min(span[0], COL_SPEED), max(span[1], COL_SPEED)) if span else (COL_SPEED, COL_SPEED)
+            if span is not None:
+                spans[row] = span
+            changed = True
+        if not changed:
             return
-        self.aggregate = Aggregate.of(self._nodes)
-        rows.append(0)
-        for r in rows:
-            self._paint_cache.pop(r, None)
-        last_col = COLUMN_COUNT - 1
-        for first, last in _ranges(sorted(rows)):
-            self.dataChanged.emit(self.index(first, 0), self.index(last, last_col))
+        self.aggregate = Aggregate.of(nodes)
+        cache = self._paint_cache
+        cache.pop(0, None)
+        for r in spans:
+            cache.pop(r, None)
+        # the view repaints the rectangle a dataChanged range covers: adjacent rows as one range,
+        # only over the columns that changed in them (at a 1 Hz tick: load, memory, available)
+        index, emit = self.index, self.dataChanged.emit
+        emit(index(0, 0), index(0, COLUMN_COUNT - 1))
+        for first, last in _ranges(sorted(spans)):
+            lo = min(spans[r][0] for r in range(first, last + 1) if r in spans)
+            hi = max(spans[r][1] for r in range(first, last + 1) if r in spans)
+            emit(index(first, lo), index(last, hi))
         self.aggregateChanged.emit()
 
     def refresh_all(self) -> None:
-        self.update_nodes(self._row_of)
+        self.update_nodes(self._row_of, force=True)
 
     def speed_settled(self, node_id: int) -> None:
         """The set_admin call ended (either way): show the node's real speed again."""
@@ -512,6 +524,35 @@ def _ranges(rows: list[int]) -> list[tuple[int, int]]:
         else:
             out.append((r, r))
     return out
+
+
+_FULL_ROW = (0, COLUMN_COUNT - 1)
+
+
+def _changed_columns(old: NodeState, new: NodeState) -> tuple[int, int] | None:
+    """First and last column whose painted content may differ between two states of a node, None
+    when nothing painted differs (tooltips are read when shown, so they need no repaint)."""
+    a, b = old.sample, new.sample
+    if old.up != new.up or old.reason != new.reason or a is None or b is None:
+        return _FULL_ROW
+    cols = []
+    if a.hostname != b.hostname:
+        cols.append(COL_ADDRESS)  # the button of this machine shows its name
+    if a.speed != b.speed:
+        cols.append(COL_SPEED)
+    if a.load != b.load:
+        cols.append(COL_LOAD)
+    if a.mem_used != b.mem_used or a.mem_total != b.mem_total:
+        cols.append(COL_MEMORY)
+    if a.mem_available != b.mem_available:
+        cols.append(COL_AVAILABLE)
+    if a.cpus != b.cpus:
+        cols.append(COL_CPUS)
+    if a.admin != b.admin:
+        cols.append(COL_FLAGS)
+    if a.criu != b.criu:
+        cols.append(COL_MIGRATION)
+    return (cols[0], cols[-1]) if cols else None
 
 
 class NodeSortProxy(QSortFilterProxyModel):
