@@ -208,6 +208,15 @@ def test_candidates_need_cpu_use_long_enough_and_jobs_only() -> None:
     assert len(p.moves) == 1
 
 
+def test_a_cpujob_is_a_candidate_without_being_observed_first() -> None:
+    # declared CPU-bound: the observation would only confirm it, and a round spent waiting for it
+    # is a round its whole source node carries it
+    procs = [job(1, 0, seen=0.0, mode="cpujob"), job(1, 1, seen=0.0), job(1, 2, seen=0.0, job="x")]
+    p = bal.plan(snap(three(), procs), bal.Policy(min_seen=3.0))
+    assert [m.key for m in p.moves] == [procs[0].key], p.text()
+    assert all("observed for 0.0 s only" in s.reason for s in p.skipped)
+
+
 def test_max_moves_per_round() -> None:
     p = bal.plan(snap([node(i) for i in range(1, 6)], busy_on(1, 8)), bal.Policy(max_moves=2))
     assert len(p.moves) == 2 and sum("round full" in s.reason for s in p.skipped) >= 1

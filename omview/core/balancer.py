@@ -23,7 +23,8 @@ The figures (docs/architecture.md, "Balancer"):
 - the busy fraction is decayed per decay interval: `u ← f·u + (1 − f)·b` with f = slow (975/1000)
   or, for fastdecay jobs, fast (926/1000); nodecay jobs keep the plain mean since first seen; a
   cpujob is declared CPU-bound and starts at 1;
-- a candidate is CPU-bound for long enough: decayed busy ≥ `min_busy`, observed ≥ `min_seen` s;
+- a candidate is CPU-bound for long enough: decayed busy ≥ `min_busy`, observed ≥ `min_seen` s (a
+  cpujob needs no observation: it is declared CPU-bound, and waiting a round for it costs a round);
 - a move must lower the pair's higher load below the source's load minus `margin` (so loads only
   ever decrease lexicographically: no cycles), gain more than `cost_factor` × its cost, and the
   process must not have moved within `hold` s (hysteresis).
@@ -38,7 +39,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -137,7 +137,8 @@ class Policy:
     horizon_min: float = 20.0  # a process is expected to run at least this long still...
     horizon_max: float = 600.0  # ...and as long as it has run, up to this
     max_moves: int = 8  # per round
-    parallel: int = 3  # moves of a round done at once, one per target node (see Balancer._do_all)
+    parallel: int = 8  # moves of a round done at once (see Balancer._do_all)...
+    per_target: int = 8  # ...of them into one target node
 
 
 @dataclass(frozen=True)
@@ -447,7 +448,7 @@ def plan(snapshot: Snapshot, policy: Policy | None = None, history: History | No
             leave(p, f"CRIU is not ready on node {p.node}: {pn.criu or 'not probed yet'}")
         elif p.busy < policy.min_busy:
             leave(p, f"not CPU-bound: decayed CPU use {p.busy:.0%} < {policy.min_busy:.0%}")
-        elif p.seen < policy.min_seen:
+        elif p.seen < policy.min_seen and p.mode != "cpujob":  # a cpujob is CPU-bound by declaration
             leave(p, f"observed for {math.floor(p.seen * 10) / 10:.1f} s only (< {policy.min_seen:g} s)")
         elif p.key in history.last_move and now - history.last_move[p.key] < policy.hold:
             leave(p, f"moved {now - history.last_move[p.key]:.0f} s ago: stays {policy.hold:g} s (no ping-pong)")
@@ -579,6 +580,7 @@ class MoveOutcome:
     mid: str = ""
     skipped: bool = False  # not attempted (a node went down during the round, or stop)
     seconds: float = 0.0  # how long the move took
+    timings: dict[str, float] = field(default_factory=dict)  # the engine's seconds per phase
 
 
 @dataclass
@@ -669,32 +671,48 @@ class Balancer:
         return rnd
 
     def _do_all(self, moves: Iterable[Move]) -> list[MoveOutcome]:
-        """The round's moves, in plan order: the moves to one target one after the other, up to
-        `policy.parallel` targets at once (a move is mostly waiting for CRIU and the link, and until
-        the moves are done the source carries every job). Moves done at the same time send their
-        images as files: two page-server streams from one source at once fail in the engine today
-        (the second tunnel is refused), files do not."""
+        """The round's moves, started in plan order, up to `policy.parallel` at once and up to
+        `policy.per_target` into one target at once (a move is mostly waiting for CRIU and the link,
+        and until the moves are done the source carries every job; on a busy source the dumps
+        compete with the jobs for its CPU, and a job frozen for its dump no longer does). Moves done
+        at the same time send their images as files: two page-server streams from one source at
+        once fail in the engine today (the second tunnel is refused), files do not."""
         moves = list(moves)
-        by_target: dict[int, list[int]] = {}
-        for i, mv in enumerate(moves):
-            by_target.setdefault(mv.target, []).append(i)
         out: list[MoveOutcome | None] = [None] * len(moves)
-
-        lanes = list(by_target.values())
-        together = self.policy.parallel > 1 and len(lanes) > 1
-
-        def lane(indexes: list[int]) -> None:
-            for i in indexes:
-                out[i] = self._do(moves[i], stream=not together)
-
+        per_target = max(1, self.policy.per_target)
+        workers = min(max(1, self.policy.parallel), len(moves))
+        together = workers > 1 and (per_target > 1 or len({mv.target for mv in moves}) > 1)
         if not together:
-            for ln in lanes:
-                lane(ln)
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.policy.parallel, len(lanes)),
-                                    thread_name_prefix="omview-balance-move") as pool:
-                for f in [pool.submit(lane, ln) for ln in lanes]:
-                    f.result()
+            return [self._do(mv) for mv in moves]
+
+        pending = list(range(len(moves)))
+        running: dict[int, int] = {}  # target -> moves into it now
+        cv = threading.Condition()
+
+        def worker() -> None:
+            while True:
+                with cv:
+                    while True:
+                        i = next((k for k in pending if running.get(moves[k].target, 0) < per_target), None)
+                        if i is not None or not pending:
+                            break
+                        cv.wait()
+                    if i is None:
+                        return
+                    pending.remove(i)
+                    running[moves[i].target] = running.get(moves[i].target, 0) + 1
+                try:
+                    out[i] = self._do(moves[i], stream=False)
+                finally:
+                    with cv:
+                        running[moves[i].target] -= 1
+                        cv.notify_all()
+
+        threads = [threading.Thread(target=worker, name="omview-balance-move", daemon=True) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         return [o for o in out if o is not None]
 
     def _do(self, mv: Move, stream: bool = True) -> MoveOutcome:
@@ -723,7 +741,9 @@ class Balancer:
             log.exception("balancer: migration of %s failed", mv.ref)
             out = MoveOutcome(mv, False, str(exc))
         else:
-            out = MoveOutcome(mv, bool(r.ok), str(r.error), r.new_pid, str(r.mid))
+            phases = getattr(r, "timings", None) or {}
+            out = MoveOutcome(mv, bool(r.ok), str(r.error), r.new_pid, str(r.mid),
+                              timings={str(k): round(float(v), 3) for k, v in phases.items()})
             if r.ok:
                 self._measure(r)
             elif getattr(r, "pending", False):
@@ -783,6 +803,11 @@ class Balancer:
         self.cluster.wait_until(arrived, timeout)
 
     # -- the thread
+    @property
+    def in_round(self) -> bool:
+        """A round is being planned or its moves done (a moved process may be in no table now)."""
+        return self._round_lock.locked()
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
