@@ -360,6 +360,64 @@ def test_a_long_sleeper_that_wakes_up_is_seen(agents, waiting_child, tmp_path: P
                   "the woken child busy")
 
 
+def test_new_threads_are_not_taken_for_processes(agents, tmp_path: Path) -> None:
+    """When few PIDs were handed out since the last sample they are tried one by one instead of
+    listing /proc; a new thread's TID is such a PID (/proc/TID answers though /proc does not list
+    it) and must not become a process. In a PID namespace of its own nothing else takes PIDs."""
+    a = agents(prefix=["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
+    assert a.next_message(time.monotonic() + DEADLINE)["type"] == "hello"
+    a.ok("start", interval=0.1, state_dir=str(tmp_path / "state"))
+    a.wait_sample(lambda s: s["node"]["nprocs"] == 1, "the agent alone")
+    inner = psutil.Process(a.proc.pid).children()
+    assert len(inner) == 1
+    threads = ("import threading, time\nfor _ in range(4):\n"
+               "    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\ntime.sleep(600)")
+    nsenter = subprocess.Popen(["nsenter", "--target", str(inner[0].pid), "--pid", "--", sys.executable, "-c", threads])
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            kids = psutil.Process(nsenter.pid).children()
+            if kids and kids[0].num_threads() == 5:
+                break
+            assert time.monotonic() < deadline, "the threaded child never started its threads"
+            time.sleep(0.01)
+        started = time.time()
+        a.wait_sample(lambda s: s["node"]["time"] > started, "a sample after the threads started")
+        s = a.wait_sample(lambda s: True, "the next sample")
+        assert s["node"]["nprocs"] == 2, "threads counted as processes"
+        assert len(a.table.procs) == 2
+    finally:
+        for c in psutil.Process(nsenter.pid).children():
+            os.kill(c.pid, signal.SIGKILL)
+        nsenter.wait(20)
+
+
+def test_a_long_sleeper_that_dies_shows_in_the_next_sample(agents, children, tmp_path: Path) -> None:
+    """Dormant sleepers are probed every DORMANT_EVERY samples, but a death must not wait for that:
+    killed sleepers (zombies, as we do not reap them yet) are Z or gone in the second sample taken
+    after they died (the first may have started its scan before). Sleepers with PIDs in every
+    probing phase, so a sampler that waited for the phase would miss some."""
+    sleepers: list[subprocess.Popen[bytes]] = []
+    while len({p.pid % agent_mod.DORMANT_EVERY for p in sleepers}) < agent_mod.DORMANT_EVERY or len(sleepers) < 6:
+        assert len(sleepers) < 60, "PIDs never covered every probing phase"
+        sleepers.append(children("sleep", "600"))
+    keys = [(p.pid, start_of(p.pid)) for p in sleepers]
+    a = started_agent(agents, tmp_path, interval=0.1)
+    a.wait_sample(lambda s: s["seq"] > agent_mod.DORMANT_AFTER + 5, "the sleepers asleep for a while")
+    assert all(a.table.procs[k]["state"] == "S" for k in keys)
+    for p in sleepers:
+        os.kill(p.pid, signal.SIGKILL)
+    deadline = time.monotonic() + DEADLINE
+    while not all(stat_fields(p.pid)[0] == "Z" for p in sleepers):
+        assert time.monotonic() < deadline, "the killed sleepers never became zombies"
+        time.sleep(0.01)
+    died = time.time()
+    a.wait_sample(lambda s: s["node"]["time"] > died, "a sample finished after the deaths")
+    a.wait_sample(lambda s: True, "the next sample")
+    late = [k for k in keys if k in a.table.procs and a.table.procs[k]["state"] != "Z"]
+    assert not late, f"dead sleepers still shown alive: {late}"
+
+
 def test_sample_now_pushes_a_full_sample(agents, tmp_path: Path) -> None:
     a = started_agent(agents, tmp_path, interval=5)
     a.wait_sample(lambda s: True, "first sample")

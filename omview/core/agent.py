@@ -84,6 +84,10 @@ RSS_ABS = 64 * 1024
 RSS_REL = 0.01
 #: Without a new PID (see /proc/loadavg) /proc is still listed every this many samples.
 LIST_EVERY = 10
+#: When at most this many PIDs were handed out since the last sample, each is tried directly
+#: instead of listing /proc: on a busy node PIDs move every second, and listing 1000s of entries
+#: then cost a third of the sample; trying a PID that already exited is one failed open.
+PROBE_NEW_MAX = 64
 #: Every process's stat is re-read once per this many samples even if it did not run, for the
 #: fields others can change (nice, ppid, rss); the agent's own renice re-reads at once.
 REFRESH_EVERY = 30
@@ -566,10 +570,15 @@ class Sampler:
         listing is skipped, except once per LIST_EVERY samples as a safety net.
         """
         loadavg = _read(self.proc + "/loadavg", 256) or b""
-        last = loadavg.rsplit(b" ", 1)[-1]
+        last = loadavg.rsplit(b" ", 1)[-1].strip()
         if not force and last and last == self.last_pid_field and self.scans % LIST_EVERY:
             return []
-        self.last_pid_field = last
+        prev, self.last_pid_field = self.last_pid_field, last
+        if not force and self.scans % LIST_EVERY and prev.isdigit() and last.isdigit():
+            lo, hi = int(prev), int(last)
+            if 0 < hi - lo <= PROBE_NEW_MAX:  # no wrap-around: exactly these were handed out
+                # some are threads (their /proc/TID is there but not listed): _new_proc drops them
+                return list(range(lo + 1, hi + 1))
         names = set(os.listdir(self.proc))
         fresh = names - self.listed if not force else names
         self.listed = names
@@ -798,11 +807,14 @@ class Sampler:
                 data = _read(path, 1024) or b""
             comm, f = parse_stat(data)
             start = int(f[19])
+            if f[35] == b"-1":  # exit_signal -1: a thread, not a process (a PID tried directly)
+                raise ValueError
         except (OSError, ValueError, IndexError):
             for d in (fd, sfd):
                 if d >= 0:
                     os.close(d)
             return None
+        self.listed.add(str(pid))
         p = _Proc(pid, start, fd, sfd)
         if self.exits is not None and fd >= 0:
             try:
