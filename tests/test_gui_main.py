@@ -41,7 +41,9 @@ from omview.gui.nodemodel import (
     COL_NODE,
     COL_SPEED,
     COLUMN_COUNT,
+    PENDING_ROLE,
     UP_ROLE,
+    VALUE_ROLE,
     NodeTableModel,
 )
 from omview.gui.workers import Workers
@@ -214,6 +216,28 @@ def test_lamp_turns_red_with_reason_and_green_again(qtbot, window: MainWindow, s
     assert not idx.siblingAtColumn(COL_SPEED).flags() & Qt.ItemFlag.ItemIsEditable
     sim3.farm.revive(2)
     qtbot.waitUntil(lambda: idx.data(UP_ROLE) is True, timeout=10000)
+
+
+def test_painted_rows_say_what_the_roles_say(qtbot, window: MainWindow, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
+    """The painter reads a per-row record, not data(): it must hold the same texts and values, for
+    nodes up, down and with a speed change on its way."""
+    model = window.model
+    assert model is not None
+    sim3.farm.kill(2)
+    qtbot.waitUntil(lambda: model.node_state(model.row_of(2)).up is False, timeout=5000)  # type: ignore[union-attr]
+    model.setData(model.index(model.row_of(1), COL_SPEED), 23000)
+    for row in range(model.rowCount()):
+        rp = model.row_paint(row)
+        for col in range(COLUMN_COUNT):
+            idx = model.index(row, col)
+            assert rp.texts[col] == (idx.data() or ""), (row, col)
+            assert rp.values[col] == idx.data(VALUE_ROLE), (row, col)
+        assert rp.up == model.index(row, COL_NODE).data(UP_ROLE)
+        assert rp.pending == bool(model.index(row, COL_SPEED).data(PENDING_ROLE))
+        assert rp.editable == bool(model.index(row, COL_SPEED).flags() & Qt.ItemFlag.ItemIsEditable)
+    assert model.row_paint(model.row_of(1)).pending
+    assert model.row_paint(model.row_of(2)).texts[COL_MIGRATION].startswith("down: ")
+    sim3.farm.revive(2)
 
 
 def test_hung_node_leaves_window_responsive(qtbot, window: MainWindow, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]

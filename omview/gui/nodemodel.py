@@ -310,23 +310,62 @@ class NodeTableModel(QAbstractTableModel):
         return self._cell(index.row(), index.column(), int(role))
 
     def row_paint(self, row: int) -> RowPaint:
-        """Everything the delegates paint for one row, built once per update (painting a row then
-        costs no data() calls, which is what keeps a 200-node repaint cheap)."""
+        """Everything the painter needs for one row, built once per update (painting a row then
+        costs no data() calls, which is what keeps a 200-node repaint cheap). The same texts and
+        values as DisplayRole and VALUE_ROLE (a test holds the two together)."""
         rp = self._paint_cache.get(row)
         if rp is None:
-            cols = range(COLUMN_COUNT)
-            st = self.node_state(row)
-            rp = RowPaint(
-                texts=tuple(self._cell(row, c, DISPLAY) or "" for c in cols),
-                values=tuple(self._cell(row, c, VALUE_ROLE) for c in cols),
-                up=self._cell(row, COL_NODE, UP_ROLE),
-                pending=bool(self._cell(row, COL_SPEED, PENDING_ROLE)),
-                editable=st is not None and st.up and st.sample is not None,
-                aggregate=row == 0,
-                down=st is not None and not st.up,
+            rp = self._paint_cache[row] = (
+                self._aggregate_paint() if row == 0 else self._node_paint(self._nodes[row - 1])
             )
-            self._paint_cache[row] = rp
         return rp
+
+    def _aggregate_paint(self) -> RowPaint:
+        cols = range(COLUMN_COUNT)
+        return RowPaint(
+            texts=tuple(self._aggregate_data(c, DISPLAY) or "" for c in cols),
+            values=tuple(self._aggregate_data(c, VALUE_ROLE) for c in cols),
+            up=self._aggregate_data(COL_NODE, UP_ROLE),
+            pending=False,
+            editable=False,
+            aggregate=True,
+            down=False,
+        )
+
+    def _node_paint(self, st: NodeState) -> RowPaint:
+        """_text and _value for every column at once: one call per row instead of two per cell."""
+        speed = self.speed_of(st)
+        speed_text = "" if speed is None else str(speed)
+        address = st.address if st.address != LOCAL else (st.name or st.label)
+        s = st.sample if st.up else None
+        if s is None:
+            dash = "—"
+            why = f"down: {st.reason}" if not st.up else ""
+            texts: tuple[str, ...] = (str(st.id), address, speed_text, dash, dash, dash, dash, "", why)
+            values: tuple[Any, ...] = (None, None, speed, None, None, None, None, None, None)
+        else:
+            mem = 100.0 * s.mem_used / s.mem_total if s.mem_total else None
+            texts = (
+                str(st.id),
+                address,
+                speed_text,
+                f"{s.load:.0f} %",
+                "—" if mem is None else f"{mem:.0f} %",
+                fmt_bytes(s.mem_available),
+                str(s.cpus),
+                s.admin.flags_text(),
+                migration_text(st),
+            )
+            values = (None, None, speed, s.load, mem, None, None, None, None)
+        return RowPaint(
+            texts=texts,
+            values=values,
+            up=None if (not st.up and st.reason == "not connected yet") else st.up,
+            pending=st.id in self._pending_speed,
+            editable=st.up and st.sample is not None,
+            aggregate=False,
+            down=not st.up,
+        )
 
     def _cell(self, row: int, col: int, role: int) -> Any:
         if row == 0:
