@@ -6,8 +6,14 @@ zooms 100 nodes at once (100 linked plots would redraw 100 axes per frame).
 
 Data flow: the view range changes → `wantData(t0, t1, buckets)` after a short debounce (the
 window asks the reader for at most one bucket per pixel) → `set_series()` stores the answer →
-a timer applies it with setData, never more often than the timer allows. Curves clip to the
-view and downsample (a no-op with one bucket per pixel, a safety net otherwise).
+a timer applies it with setData, never more often than the timer allows.
+
+Frame cost: a pan or zoom only changes the view's transform. Each node's line is a plain
+`BandCurve` (a PlotCurveItem) holding what the reader gave — already clipped to the view plus a
+margin and downsampled to two points per pixel — so nothing is re-clipped or re-downsampled per
+frame (pyqtgraph's clipToView/auto-downsampling rebuilt every path on every frame and cost more
+than drawing it). Bands scrolled out of the view are hidden, so Qt neither paints them nor asks
+their bounds, and a curve keeps its data bounds across view changes.
 """
 
 from __future__ import annotations
@@ -103,6 +109,16 @@ class XZoomViewBox(pg.ViewBox):
         super().wheelEvent(ev, axis=0)
 
 
+class BandCurve(pg.PlotCurveItem):
+    """A node's line. pyqtgraph forgets a curve's data bounds on every view change and recomputes
+    them (nanmin/nanmax of every point) for every item on every frame; the data did not change,
+    so only the pixel padding is recomputed here."""
+
+    def viewTransformChanged(self) -> None:  # noqa: N802
+        self._boundingRect = None
+        self.prepareGeometryChange()
+
+
 class Part:
     """A node's share of the plot's shared item: its red line (load) or its total-memory line.
 
@@ -124,7 +140,7 @@ class Part:
 class NodeCurves:
     node: int
     offset: float
-    a: pg.PlotDataItem  # load: the line at or below 75 % (the node's curve); memory: used
+    a: BandCurve  # load: the line at or below 75 % (the node's curve); memory: used
     b: Part  # load: the line above 75 % (red); memory: total
     scale: float = 1.0  # memory: bytes per band unit
 
@@ -150,13 +166,14 @@ class BandPlot(pg.PlotWidget):
         self._lines: Lines = {}
         self._queue: list[int] = []
         self.loaded: tuple[float, float, int] | None = None  # range and buckets of the data shown
+        self.node_loaded: dict[int, tuple[float, float, int]] = {}  # the same, per node (reads come in parts)
         self.requests = 0
         self.applied = 0
         self.span: tuple[float, float] | None = None
         self.layout: dict[int, tuple[float, float]] = {}  # node → (band offset, memory scale)
         self.built = False
         # x is not monotonic across nodes, so this one neither clips nor downsamples (it holds little)
-        self.shared = pg.PlotDataItem(connect="finite")
+        self.shared = BandCurve(connect="finite")
         self.shared.setZValue(1)
         self.plotItem.addItem(self.shared)
         self.guide = pg.PlotCurveItem(connect="finite")
@@ -172,6 +189,7 @@ class BandPlot(pg.PlotWidget):
         self._apply_timer = QTimer(self, singleShot=True, interval=APPLY_MS)
         self._apply_timer.timeout.connect(self._apply)
         self.vb.sigXRangeChanged.connect(lambda *_: self._debounce.start())
+        self.vb.sigYRangeChanged.connect(lambda *_: self._cull())
         self.vb.sigResized.connect(lambda *_: self._debounce.start())
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.apply_palette()
@@ -214,6 +232,10 @@ class BandPlot(pg.PlotWidget):
         """One band per node, the first at the top."""
         self._queue = []
         self._lines = {}
+        self._pending = self._pending_lines = None
+        self.series = {}
+        self.node_loaded = {}
+        self.loaded = None
         for nc in self.curves.values():
             self.plotItem.removeItem(nc.a)
         self.shared.setData([], [])
@@ -240,14 +262,29 @@ class BandPlot(pg.PlotWidget):
         self.built = True
         for node in self.nodes:
             offset, scale = self.layout[node.id]
-            a = pg.PlotDataItem(connect="finite", name=f"{node.label}")
-            a.setClipToView(True)
-            a.setDownsampling(auto=True, method="peak")
-            a.setSkipFiniteCheck(False)
+            a = BandCurve(connect="finite", name=f"{node.label}")  # NaN (gaps) needs the finite check
             self.plotItem.addItem(a)
             nc = NodeCurves(node.id, offset, a, Part(self.shared), scale)
             self._style(nc)
             self.curves[node.id] = nc
+        self._cull()
+
+    def _cull(self) -> None:
+        """Show only the curves of bands in view: the others cost bounds and index work every frame.
+        A band scrolled into view whose data is older than the view's asks for a read."""
+        _, (y0, y1) = self.vb.viewRange()
+        for nc in self.curves.values():
+            vis = nc.offset + BAND >= y0 and nc.offset - 1 <= y1
+            if vis != nc.a.isVisible():
+                nc.a.setVisible(vis)
+        if self.loaded is not None and any(self.node_loaded.get(n) != self.loaded for n in self.visible_nodes()):
+            self._debounce.start()
+
+    def visible_nodes(self) -> list[int]:
+        """The nodes whose band is (partly) in view, top first: what a read fetches first."""
+        _, (y0, y1) = self.vb.viewRange()
+        return [node.id for node in self.nodes
+                if self.layout[node.id][0] + BAND >= y0 and self.layout[node.id][0] - 1 <= y1]
 
     def _ticks(self) -> None:
         major, minor = [], []
@@ -330,10 +367,19 @@ class BandPlot(pg.PlotWidget):
 
     def set_series(self, data: dict[int, SampleSeries], t0: float, t1: float, buckets: int,
                    lines: Lines | None = None) -> None:
-        """New data from the reader (and its lines, when the worker prepared them); applied on the timer."""
-        self._pending = data
-        self._pending_lines = lines
+        """New data from the reader for some or all nodes (and their lines, when the worker prepared
+        them); applied on the timer. The other nodes keep what they show."""
+        if self._pending is not None:  # not applied yet: the newer parts join it
+            if lines is not None and self._pending_lines is not None:
+                self._pending_lines = {**self._pending_lines, **lines}
+            else:
+                self._pending_lines = None
+            self._pending = {**self._pending, **data}
+        else:
+            self._pending, self._pending_lines = data, lines
         self.loaded = (t0, t1, buckets)
+        for node in data:
+            self.node_loaded[node] = self.loaded
         if self.isVisible() and not self._apply_timer.isActive():  # a hidden tab draws when shown
             self._apply_timer.start()
 
@@ -346,6 +392,7 @@ class BandPlot(pg.PlotWidget):
 
     def apply_now(self) -> None:
         self._apply_timer.stop()
+        self.build()  # a hidden tab's curves too: the data must not be dropped for want of them
         while self._pending is not None or self._queue:
             self._apply()
 
@@ -358,13 +405,13 @@ class BandPlot(pg.PlotWidget):
         data, self._pending = self._pending, None
         if data is not None:  # newer data replaces what was still being applied
             lines, self._pending_lines = self._pending_lines, None
-            self.series = data
-            offsets = self.offsets()
+            self.series = {**self.series, **data}
+            offsets = {n: o for n, o in self.layout.items() if n in data}
             if lines is None or set(lines) != set(offsets):
                 lines = prepare(self.kind, data, offsets)
-            self._lines = lines
-            self._queue = list(self.curves)
-            self._set_shared()
+            self._lines = {**self._lines, **lines}
+            self._queue = [n for n in self.curves if n in self._lines]
+            self._set_shared(lines)
         for node in self._queue[:APPLY_SLICE]:
             nc = self.curves.get(node)
             if nc is not None and node in self._lines:
@@ -377,15 +424,15 @@ class BandPlot(pg.PlotWidget):
             self._lines = {}
             self.applied += 1
 
-    def _set_shared(self) -> None:
-        """Every node's second line into the shared item, at once (one setData, NaN between nodes)."""
+    def _set_shared(self, lines: Lines) -> None:
+        """Every node's second line into the shared item, at once (one setData, NaN between nodes);
+        `lines` holds the nodes that changed."""
         xs, ys = [], []
         for node, nc in self.curves.items():
-            if node not in self._lines:
-                continue
-            _, _, bx, by = self._lines[node]
-            nc.b.xData, nc.b.yData = bx, by
-            if len(bx):
+            if node in lines:
+                _, _, nc.b.xData, nc.b.yData = lines[node]
+            bx, by = nc.b.xData, nc.b.yData
+            if bx is not None and by is not None and len(bx):
                 xs += [bx, bx[-1:]]
                 ys += [by, np.array([np.nan])]
         if xs:

@@ -625,6 +625,9 @@ def test_screenshots_synthetic(qtbot, qapp: QApplication, big: Synth, syn: Synth
     w.tabs.setCurrentIndex(1)
     qtbot.waitUntil(lambda: w.mem_plot.isVisible(), timeout=5000)
     settle(qtbot, w)
+    # the memory tab shows the load tab's range, and every node's lines
+    assert w.mem_plot.view_range() == w.load_plot.view_range()
+    assert all(nc.a.xData is not None and len(nc.a.xData) for nc in w.mem_plot.curves.values())
     print(f"screenshot: {screenshot(w, 'analyzer_memory_12h_8_nodes')}")
     win = w.find_out(3)
     assert win is not None

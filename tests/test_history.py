@@ -50,6 +50,9 @@ def test_pack_roundtrip_keeps_every_value() -> None:
     assert np.array_equal(h.unpack_matrix(h.pack_matrix(m)), m)
     assert np.array_equal(h.unpack_matrix(h.pack_matrix(m[:, :0])), m[:, :0])
     assert np.array_equal(h.unpack_matrix(h.pack_columns(list(m))), m)  # older summaries still read
+    for mat in (m, m % 100, m % 30000):  # 8-, 2- and 1-byte deltas
+        assert np.array_equal(h.unpack_matrix(h.pack_matrix(mat), [3, 0, 2]), mat[[3, 0, 2]])
+    assert np.array_equal(h.unpack_matrix(h.pack_columns(list(m)), [1]), m[[1]])
 
 
 def test_samples_survive_packing_and_a_down_node_is_a_gap_not_zeros(tmp_path: Path) -> None:
@@ -124,6 +127,13 @@ def test_long_spans_are_read_from_the_10_second_summaries_exactly(tmp_path: Path
             fast = r.samples(1, t0, t0 + 7200, max_points=360, summaries=True)  # 20 s buckets
             raw = r.samples(1, t0, t0 + 7200)
             assert fast.width == 20.0 and len(fast) == 360
+            some = r.samples(1, t0, t0 + 7200, max_points=360, summaries=True, columns=("load", "mem_available"))
+            for band in ("min", "max", "mean"):  # the bands asked for are the same; the others left out
+                assert np.array_equal(getattr(some.load, band), getattr(fast.load, band), equal_nan=True)
+                assert np.array_equal(getattr(some.mem_available, band), getattr(fast.mem_available, band),
+                                      equal_nan=True)
+                assert np.isnan(getattr(some.mem_used, band)).all() and np.isnan(getattr(some.cpus, band)).all()
+            assert np.array_equal(some.up, fast.up, equal_nan=True) and np.array_equal(some.t, fast.t)
             b = ((raw.t - t0) // 20).astype(int)
             for k in (0, 17, 45, 200, 359):
                 sel = (b == k) & (raw.up == 1)

@@ -245,18 +245,30 @@ def pack_matrix(m: npt.NDArray[np.int64]) -> bytes:
             + z.compress(body) + z.flush())
 
 
-def unpack_matrix(blob: bytes) -> npt.NDArray[np.int64]:
-    """The (k, n) matrix of `pack_matrix`; a `pack_columns` blob (older summaries) is read too."""
+def unpack_matrix(blob: bytes, rows: Sequence[int] | None = None) -> npt.NDArray[np.int64]:
+    """The (k, n) matrix of `pack_matrix`; a `pack_columns` blob (older summaries) is read too.
+
+    `rows`: only these rows, in this order. Inflating the blob is unavoidable, but un-shuffling the
+    bytes and the running sums are done for the wanted rows only (a plot wants 10 of 21).
+    """
     if blob[0] != _MATRIX_VERSION:
-        return np.stack(unpack_columns(blob))
+        m = np.stack(unpack_columns(blob))
+        return m if rows is None else m[list(rows)]
     _v, n, k, code = struct.unpack_from("<BIBB", blob)
     first = np.frombuffer(blob, dtype="<i8", count=k, offset=7)
     dt = _DTYPES[code]
     raw = np.frombuffer(zlib.decompress(blob[7 + 8 * k :], -15), dtype=np.uint8)
+    sel = list(range(k)) if rows is None else list(rows)
     if dt.itemsize > 1:
-        raw = np.ascontiguousarray(raw.reshape(dt.itemsize, k * n).T)
-    d = raw.view(dt).reshape(k, n)
-    return np.cumsum(d, axis=1, dtype=np.int64) + first[:, None]
+        planes = raw.reshape(dt.itemsize, k, n)
+        if rows is not None:
+            planes = planes[:, sel, :]
+        d = np.ascontiguousarray(planes.transpose(1, 2, 0)).view(dt).reshape(len(sel), n)
+    else:
+        d = raw.view(dt).reshape(k, n)
+        if rows is not None:
+            d = d[sel]
+    return np.cumsum(d, axis=1, dtype=np.int64) + first[sel, None]
 
 
 # --------------------------------------------------------------------------- records
@@ -337,6 +349,53 @@ class ProcLife:
     t: Array
     cpu: Array
     rss: Array
+
+
+@dataclass
+class ProcSnapshot:
+    """The processes running at `t`, as arrays for a table: `index` selects them from the timeline's
+    `procs` (ordered by node, pid); cpu/rss are their values at `t` (NaN / -1: none recorded yet)."""
+
+    t: float
+    index: npt.NDArray[np.int64]
+    cpu: Array
+    rss: npt.NDArray[np.int64]
+
+
+@dataclass
+class ProcTimeline:
+    """Every process of a node (or of all) that ran during [t0, t1], with its cpu/rss points, so
+    that a time slider finds the state at any moment inside without a query (`at(t)`, a few numpy
+    calls). `procs` carry no cpu/rss; the snapshot has them."""
+
+    t0: float
+    t1: float
+    node: int | None
+    procs: list[ProcRecord]
+    appeared: Array
+    vanished: Array  # inf while running
+    pidx: npt.NDArray[np.int64]  # the points, sorted by (process, time)
+    pt: Array
+    pcpu: Array
+    prss: npt.NDArray[np.int64]
+
+    def covers(self, t: float, node: int | None) -> bool:
+        return node == self.node and self.t0 <= t <= self.t1
+
+    def at(self, t: float) -> ProcSnapshot:
+        alive = np.flatnonzero((self.appeared <= t) & (self.vanished > t))
+        cpu = np.full(len(alive), np.nan)
+        rss = np.full(len(alive), -1, dtype=np.int64)
+        if len(self.pt) and len(alive):
+            base = float(self.pt.min())
+            w = float(self.pt.max()) - base + 2.0
+            keys = self.pidx * w + (self.pt - base)  # sorted: process first, then time
+            q = alive * w + (min(max(t, base - 1.0), base + w - 1.0) - base)
+            pos = np.searchsorted(keys, q, side="right") - 1
+            ok = (pos >= 0) & (self.pidx[np.maximum(pos, 0)] == alive)
+            cpu[ok] = self.pcpu[pos[ok]]
+            rss[ok] = self.prss[pos[ok]]
+        return ProcSnapshot(t, alive, cpu, rss)
 
 
 @dataclass
@@ -945,17 +1004,21 @@ class HistoryReader:
         return out
 
     def samples(self, node: int, t0: float | None = None, t1: float | None = None,
-                max_points: int | None = None, summaries: bool = False) -> SampleSeries:
+                max_points: int | None = None, summaries: bool = False,
+                columns: Sequence[str] | None = None) -> SampleSeries:
         """One node's samples; with `max_points`, at most that many min/max/mean buckets (for plotting)."""
-        return self.samples_many([node], t0, t1, max_points, summaries)[node]
+        return self.samples_many([node], t0, t1, max_points, summaries, columns)[node]
 
     def samples_many(self, nodes: Sequence[int] | None = None, t0: float | None = None, t1: float | None = None,
-                     max_points: int | None = None, summaries: bool = False) -> dict[int, SampleSeries]:
+                     max_points: int | None = None, summaries: bool = False,
+                     columns: Sequence[str] | None = None) -> dict[int, SampleSeries]:
         """Several nodes at once (all when `nodes` is None), in one pass over the database.
 
         `summaries=True` (with `max_points`, for buckets of 10 s or more): built from the blocks'
         10-second min/max/mean instead of every sample — a tenth of the data to read, bucket edges
         exact to 10 s, every sample still counted once. What a plot of hours or days wants.
+        `columns` (summaries only): the bands wanted, e.g. ("load", "mem_used"); the others are left
+        NaN, which halves the decoding of a plot's read.
         """
         lo, hi = _bounds(t0, t1)
         if summaries and max_points is not None and max_points > 0:
@@ -963,7 +1026,7 @@ class HistoryReader:
             start = lo if math.isfinite(lo) else (span[0] if span else 0.0)
             end = hi if math.isfinite(hi) else (span[1] if span else 0.0)
             if end > start and (end - start) / max_points >= ROLLUP_SECONDS:
-                return self._from_rollups(nodes, lo, hi, start, end, max_points)
+                return self._from_rollups(nodes, lo, hi, start, end, max_points, columns)
         raw = self._raw(nodes, lo, hi)
         wanted = list(nodes) if nodes is not None else sorted({n.id for n in self.nodes()} | set(raw))
         gap = max(2.5 * self.interval, self.interval + 1.5)
@@ -979,36 +1042,50 @@ class HistoryReader:
         return out
 
     def _from_rollups(self, nodes: Sequence[int] | None, lo: float, hi: float, start: float, end: float,
-                      buckets: int) -> dict[int, SampleSeries]:
+                      buckets: int, columns: Sequence[str] | None = None) -> dict[int, SampleSeries]:
         """Buckets of at least ROLLUP_SECONDS built from the blocks' 10-second summaries, not their samples.
 
         A summary goes whole into the bucket its window starts in, so bucket edges are exact to 10 s;
-        every sample still counts exactly once, so no spike is lost.
+        every sample still counts exactly once, so no spike is lost. Blocks stay integers until a
+        node's are joined (one conversion per node, not per block).
         """
+        cols = [c for c in _SERIES_COLUMNS if columns is None or c in columns]
+        idx = [_SERIES_COLUMNS.index(c) for c in cols]
+        k = len(cols)
+        rows = [0, 1, 2, *(3 + i for i in idx), *(9 + i for i in idx), *(15 + i for i in idx)]
+        every = len(rows) == 21
         has_summary = "summary" in {r[1] for r in self._conn.execute("PRAGMA table_info(sample_chunks)")}
         where = "" if nodes is None else f" AND node IN ({','.join(str(int(n)) for n in nodes)})"
-        parts: dict[int, list[npt.NDArray[np.float64]]] = {}
+        blocks: dict[int, list[npt.NDArray[np.int64]]] = {}
         rlo = lo - ROLLUP_SECONDS if math.isfinite(lo) else lo
         for node, summary, data in self._conn.execute(
                 f"SELECT node, {'summary' if has_summary else 'NULL'}, CASE WHEN {'summary' if has_summary else 'NULL'}"
                 f" IS NULL THEN data END FROM sample_chunks WHERE t1 >= ? AND t0 <= ?{where} ORDER BY node, t0",
                 (lo, hi)):
-            m = unpack_matrix(summary) if summary is not None else _rollup(np.stack(unpack_columns(data)))
-            r = m.astype(np.float64)
-            r *= _ROLLUP_SCALE[:, None]
-            parts.setdefault(node, []).append(r)
-        for node, rows in _group(self._conn.execute(
+            if summary is not None:
+                m = unpack_matrix(summary, None if every else rows)
+            else:
+                m = _rollup(np.stack(unpack_columns(data)))
+                m = m if every else m[rows]
+            blocks.setdefault(node, []).append(m)
+        scale = _ROLLUP_SCALE[rows][:, None]
+        parts: dict[int, list[npt.NDArray[np.float64]]] = {}
+        for node, lst in blocks.items():
+            r = (np.concatenate(lst, axis=1) if len(lst) > 1 else lst[0]).astype(np.float64)
+            r *= scale
+            parts[node] = [r]
+        for node, tail in _group(self._conn.execute(
                 "SELECT node, t, up, coalesce(load, 0), coalesce(speed, 0), coalesce(cpus, 0), coalesce(mem_used, 0),"
                 f" coalesce(mem_total, 0), coalesce(mem_available, 0) FROM samples WHERE t BETWEEN ? AND ?{where} "
                 "ORDER BY node, t", (rlo, hi)).fetchall()):
-            a = np.array([r[1:] for r in rows], dtype=np.float64).T  # a raw sample is a summary of one
-            v = a[2:] * a[1]
+            a = np.array([r[1:] for r in tail], dtype=np.float64).T  # a raw sample is a summary of one
+            v = a[[2 + i for i in idx]] * a[1]
             parts.setdefault(node, []).append(np.vstack([a[0], np.ones(a.shape[1]), a[1], v, v, v]))
         wanted = list(nodes) if nodes is not None else sorted({n.id for n in self.nodes()} | set(parts))
         out = {}
         for n in wanted:
-            lst = parts.get(n)
-            r = np.concatenate(lst, axis=1) if lst else np.empty((21, 0))
+            got = parts.get(n)
+            r = (np.concatenate(got, axis=1) if len(got) > 1 else got[0]) if got else np.empty((3 + 3 * k, 0))
             if r.shape[1] > 1 and np.any(np.diff(r[0]) < 0):
                 r = r[:, np.argsort(r[0], kind="stable")]
             r = r[:, int(np.searchsorted(r[0], rlo, side="right")):int(np.searchsorted(r[0], hi, side="right"))]
@@ -1016,7 +1093,7 @@ class HistoryReader:
                 out[n] = self.samples_many([n], None if not math.isfinite(lo) else lo,
                                            None if not math.isfinite(hi) else hi)[n]
             else:
-                out[n] = _downsample_rollups(n, r, start, end, buckets)
+                out[n] = _downsample_rollups(n, r, start, end, buckets, cols)
         return out
 
     # ------------------------------------------------------------ processes
@@ -1055,6 +1132,59 @@ class HistoryReader:
                 rec.cpu, rec.rss = v[1], int(v[2])
             out.append(rec)
         return out
+
+    def process_timeline(self, t0: float, t1: float, node: int | None = None) -> ProcTimeline:
+        """The processes that ran during [t0, t1] (on `node`, or everywhere) and their cpu/rss points:
+        the last one at or before t0 and every one up to t1. What a time slider reads once per window
+        instead of one `processes_at` per step."""
+        where = "" if node is None else f" AND node = {int(node)}"
+        rows = self._conn.execute(
+            "SELECT id, node, pid, start, ppid, user, cmd, started, appeared, vanished FROM procs "
+            f"WHERE appeared <= ? AND (vanished IS NULL OR vanished > ?){where} ORDER BY node, pid, appeared",
+            (t1, t0)).fetchall()
+        procs = [_proc_record(r) for r in rows]
+        appeared = np.array([r[8] for r in rows], dtype=np.float64)
+        vanished = np.array([math.inf if r[9] is None else r[9] for r in rows], dtype=np.float64)
+        where_id = {r[0]: i for i, r in enumerate(rows)}
+        ids = list(where_id)
+        pts: list[tuple[npt.NDArray[np.int64], Array, Array, npt.NDArray[np.int64]]] = []
+        one: list[tuple[int, float, float, int]] = []
+
+        def block(proc: int, data: bytes, lo: float) -> None:
+            tt, cpu, rss = unpack_columns(data)
+            k = max(int(np.searchsorted(tt, lo * 1000, side="right")) - 1, 0)  # the state at lo, then on
+            tt, cpu, rss = tt[k:], cpu[k:], rss[k:]
+            pts.append((np.full(len(tt), where_id[proc], dtype=np.int64), tt / 1000.0, cpu / 10.0, rss * 1024))
+
+        for i in range(0, len(ids), 900):
+            part = ",".join(str(x) for x in ids[i : i + 900])
+            for proc, data, _b0, b1, cpu1, rss1 in self._conn.execute(
+                    "SELECT proc, data, max(t0), t1, cpu1, rss1 FROM proc_chunks "
+                    f"WHERE t0 <= ? AND proc IN ({part}) GROUP BY proc", (t0,)):
+                if b1 <= t0:  # ended before the window: its last point is the state at t0
+                    one.append((where_id[proc], b1, cpu1, int(rss1)))
+                else:
+                    block(proc, data, t0)
+            for proc, data in self._conn.execute(
+                    f"SELECT proc, data FROM proc_chunks WHERE t0 > ? AND t0 <= ? AND proc IN ({part})", (t0, t1)):
+                block(proc, data, -math.inf)
+            for proc, pt, cpu, rss in self._conn.execute(
+                    f"SELECT proc, t, cpu, rss FROM proc_points WHERE t <= ? AND proc IN ({part})", (t1,)):
+                one.append((where_id[proc], pt, cpu, int(rss)))
+        if one:
+            a = np.array(one, dtype=np.float64)
+            pts.append((a[:, 0].astype(np.int64), a[:, 1], a[:, 2], a[:, 3].astype(np.int64)))
+        if pts:
+            pidx = np.concatenate([p[0] for p in pts])
+            pt = np.concatenate([p[1] for p in pts])
+            pcpu = np.concatenate([p[2] for p in pts]).astype(np.float64)
+            prss = np.concatenate([p[3] for p in pts]).astype(np.int64)
+            order = np.lexsort((pt, pidx))
+            pidx, pt, pcpu, prss = pidx[order], pt[order], pcpu[order], prss[order]
+        else:
+            pidx, pt, pcpu, prss = (np.empty(0, dtype=np.int64), np.empty(0), np.empty(0),
+                                    np.empty(0, dtype=np.int64))
+        return ProcTimeline(t0, t1, node, procs, appeared, vanished, pidx, pt, pcpu, prss)
 
     def process_life(self, node: int, pid: int, start: int) -> ProcLife | None:
         """A process's whole recorded life in this file: appearance, end, and its cpu/rss points."""
@@ -1205,8 +1335,11 @@ _ROLLUP_SCALE[[6, 7, 8, 12, 13, 14, 18, 19, 20]] = 1024.0
 
 
 def _downsample_rollups(node: int, r: npt.NDArray[np.float64], start: float, end: float,
-                        buckets: int) -> SampleSeries:
-    """Like `_downsample`, over 10-second summaries: min of mins, max of maxes, mean weighted by up samples."""
+                        buckets: int, cols: Sequence[str] = _SERIES_COLUMNS) -> SampleSeries:
+    """Like `_downsample`, over 10-second summaries: min of mins, max of maxes, mean weighted by up samples.
+
+    `r` rows: window start, n, n_up, then the mins, maxes and means of `cols`; other bands are NaN.
+    """
     width = (end - start) / buckets
     t = start + width * np.arange(buckets)
     first = np.searchsorted(r[0], t, side="left")
@@ -1214,7 +1347,7 @@ def _downsample_rollups(node: int, r: npt.NDArray[np.float64], start: float, end
     counts = np.diff(np.r_[first, r.shape[1]])
     full = np.flatnonzero(counts > 0)
     idx = first[full]
-    k = len(_SERIES_COLUMNS)
+    k = len(cols)
     up = np.full(buckets, np.nan)
     mn = np.full((k, buckets), np.nan)
     mx = np.full((k, buckets), np.nan)
@@ -1225,14 +1358,18 @@ def _downsample_rollups(node: int, r: npt.NDArray[np.float64], start: float, end
         nup = np.add.reduceat(r[2], idx)
         with np.errstate(invalid="ignore", divide="ignore"):
             up[full] = nup / n
-            lo_ = np.minimum.reduceat(np.where(has, r[3:9], np.inf), idx, axis=1)
-            hi_ = np.maximum.reduceat(np.where(has, r[9:15], -np.inf), idx, axis=1)
-            m = np.add.reduceat(r[15:21] * r[2], idx, axis=1) / nup
+            lo_ = np.minimum.reduceat(np.where(has, r[3 : 3 + k], np.inf), idx, axis=1)
+            hi_ = np.maximum.reduceat(np.where(has, r[3 + k : 3 + 2 * k], -np.inf), idx, axis=1)
+            m = np.add.reduceat(r[3 + 2 * k : 3 + 3 * k] * r[2], idx, axis=1) / nup
         lo_[np.isinf(lo_)] = np.nan
         hi_[np.isinf(hi_)] = np.nan
         m[:, nup == 0] = np.nan
         mn[:, full], mx[:, full], mean[:, full] = lo_, hi_, m
-    bands = {name: Band(mn[i], mx[i], mean[i]) for i, name in enumerate(_SERIES_COLUMNS)}
+    bands = {name: Band(mn[i], mx[i], mean[i]) for i, name in enumerate(cols)}
+    if len(cols) < len(_SERIES_COLUMNS):
+        none = np.full(buckets, np.nan)
+        for name in _SERIES_COLUMNS:
+            bands.setdefault(name, Band(none, none, none))
     return _make_series(node, t, up, bands, width)
 
 
