@@ -31,7 +31,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from omview.core.cluster import Waiting
+from omview.core.cluster import Waiting, _copy_state
 from omview.core.config import ClusterConfig, NodeConfig
 from omview.core.hub import (
     HUB_PROTOCOL,
@@ -78,10 +78,16 @@ def _agent_error(message: str, code: str, node_id: int) -> AgentError:
     return AgentError(message, code, node_id)
 
 
-def _event(kind: str, node_id: int, **kw: Any) -> Event:
-    from omview.core.session import Event
+_EVENT: Any = None  # omview.core.session.Event, once an event came
 
-    return Event(kind, node_id, **kw)
+
+def _event(kind: str, node_id: int, **kw: Any) -> Event:
+    global _EVENT
+    if _EVENT is None:
+        from omview.core.session import Event
+
+        _EVENT = Event
+    return _EVENT(kind, node_id, **kw)
 
 
 def _sample(d: dict[str, Any]) -> NodeSample:
@@ -669,12 +675,11 @@ class HubCluster(Waiting):
             st = self._states.get(node_id)
             if st is None:
                 raise KeyError(f"no node {node_id} in {self.config.source or 'the cluster'}")
-            out = dataclasses.replace(st)
-            out.procs = {}
-            return out
+            return _copy_state(st)
 
     def nodes(self) -> list[NodeState]:
-        return [self.node(i) for i in self.node_ids()]
+        with self._lock:
+            return [_copy_state(self._states[i]) for i in self.node_ids()]
 
     def processes(self, node_id: int | None = None) -> list[tuple[int, ProcInfo]]:
         with self._lock:
@@ -697,7 +702,7 @@ class HubCluster(Waiting):
         with self._emit_lock, self._lock:
             out = []
             for i in self.node_ids():
-                st = dataclasses.replace(self._states[i])
+                st = _copy_state(self._states[i])
                 st.procs = dict(self._states[i].procs)
                 out.append(st)
             if then is not None:
