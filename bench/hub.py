@@ -168,7 +168,8 @@ def main() -> None:
             rounds.append((a, b, c))
             print(f"round {i + 1}: workstation A {a['work']:.1f} %  B {b['work']:.1f} %  C {c['work']:.1f} % "
                   f"(hub {c['hubcpu']:.1f} %)  C/A {c['work'] / a['work']:.2f};  agents A {a['agents']:.1f} %  "
-                  f"B {b['agents']:.1f} %  C {c['agents']:.1f} %  C/A {c['agents'] / a['agents']:.2f}", flush=True)
+                  f"B {b['agents']:.1f} %  C {c['agents']:.1f} %  C/A {c['agents'] / a['agents']:.2f};  "
+                  f"load {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     finally:
         left = hubmod.hub_pid(hubmod.HubPaths.for_config(load_cluster(str(tb.cluster_file))))
         if left:
