@@ -4,9 +4,9 @@ Painted, not widgets: 200 rows × 9 live widgets would cost a relayout per tick 
 of objects. And painted by row, not by delegate: a QTableView hands each visible cell to a
 Python delegate with a fresh QStyleOptionViewItem, and at 200 nodes that per-cell round trip,
 not Qt's drawing, was most of a repaint. `NodePainter` paints every visible row in one Python
-loop; each cell is one blit of a pixmap cached by what it shows (value, text, state, size) or
-one QStaticText (laid out once), so a 1 Hz tick mostly blits pictures it already has. The
-delegates remain for what a view needs them for: the speed editor and the button's click.
+loop; each cell is one blit of a picture cached by what it shows (value, text, colour, state,
+size), so a 1 Hz tick mostly blits pictures it already has. The delegates remain for what a
+view needs them for: the speed editor and the button's click.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from PySide6.QtGui import (
     QPainter,
     QPalette,
     QPixmap,
-    QStaticText,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -73,7 +72,7 @@ LOAD_HIGH = 90.0  # percent: the load bar turns orange from here
 #: Cell pictures kept; a picture is one cell (≤ 30 KB). Values move in steps (speeds by 500, bars
 #: by a pixel), so a busy 200-node table settles at a few hundred distinct pictures.
 CELL_CACHE_LIMIT = 1500
-TEXT_CACHE_LIMIT = 4000
+TEXT_CACHE_LIMIT = 3000
 
 _SELECTED = QStyle.StateFlag.State_Selected
 _FOCUS = QStyle.StateFlag.State_HasFocus
@@ -116,7 +115,7 @@ class NodePainter:
     def __init__(self) -> None:
         self._look: tuple[Any, ...] | None = None
         self._cells: dict[tuple[Any, ...], QPixmap] = {}
-        self._texts: dict[tuple[str, int, bool], tuple[QStaticText, int, int]] = {}
+        self._texts: dict[tuple[str, int, bool, int], tuple[QPixmap, int, int]] = {}
 
     def clear(self) -> None:
         self._cells.clear()
@@ -261,32 +260,31 @@ class NodePainter:
     def _paint_text(
         self, painter: QPainter, x: int, y: int, w: int, h: int, rp: RowPaint, col: int, selected: bool
     ) -> None:
-        bold = rp.aggregate
         width = w - 2 * PAD - 4
-        key = (rp.texts[col], width, bold)
-        entry = self._texts.get(key)
-        if entry is None:
-            entry = self._static(key)
-        st, tw, th = entry
-        if selected:
-            painter.setPen(self.highlighted_text)
-        elif rp.down and col == COL_MIGRATION:
-            painter.setPen(self.colors.down)
-        else:
-            painter.setPen(self.text)
-        painter.setFont(self.bold if bold else self.font)
+        tone = 1 if selected else (2 if rp.down and col == COL_MIGRATION else 0)
+        key = (rp.texts[col], width, rp.aggregate, tone)
+        entry = self._texts.get(key) or self._text_picture(key)
+        pix, advance, height = entry
         left = x + PAD + 2
-        tx = left + width - tw if col in _RIGHT_COLUMNS else left
-        painter.drawStaticText(tx, y + (h - th) // 2, st)
+        painter.drawPixmap(left + width - advance if col in _RIGHT_COLUMNS else left, y + (h - height) // 2, pix)
 
-    def _static(self, key: tuple[str, int, bool]) -> tuple[QStaticText, int, int]:
-        text, width, bold = key
+    def _text_picture(self, key: tuple[str, int, bool, int]) -> tuple[QPixmap, int, int]:
+        """The (elided) text in its colour on a transparent picture just its size: a blit costs a
+        third of setting pen and font and drawing text, and a row has four such cells."""
+        text, width, bold, tone = key
         fm = self.bold_metrics if bold else self.metrics
-        st = QStaticText(fm.elidedText(text, Qt.TextElideMode.ElideRight, width))
-        st.setTextFormat(Qt.TextFormat.PlainText)
-        st.prepare(font=self.bold if bold else self.font)
-        size = st.size()
-        entry = (st, int(size.width() + 0.5), int(size.height() + 0.5))
+        text = fm.elidedText(text, Qt.TextElideMode.ElideRight, width)
+        advance = fm.horizontalAdvance(text)
+        height = fm.height()
+        pix = QPixmap(max(1, int((advance + 2) * self.dpr)), max(1, int(height * self.dpr)))
+        pix.setDevicePixelRatio(self.dpr)
+        pix.fill(Qt.GlobalColor.transparent)
+        p = QPainter(pix)
+        p.setFont(self.bold if bold else self.font)
+        p.setPen((self.text, self.highlighted_text, self.colors.down)[tone])
+        p.drawText(0, fm.ascent(), text)
+        p.end()
+        entry = (pix, advance, height)
         _trim(self._texts, TEXT_CACHE_LIMIT)
         self._texts[key] = entry
         return entry
