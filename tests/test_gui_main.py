@@ -189,6 +189,26 @@ def test_click_and_drag_on_painted_slider(qtbot, window: MainWindow, sim3: SimSe
     qtbot.waitUntil(lambda: (sim3.farm.nodes[1].admin.speed or 0) >= 45000, timeout=5000)
 
 
+def test_painted_address_button_hovers_and_opens_the_node_dialog(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    vp = window.view.viewport()
+    idx = proxy_index(window, 2, COL_ADDRESS)
+    center = window.view.visualRect(idx).center()
+    QTest.mouseMove(vp, center)
+    qtbot.waitUntil(lambda: window.view.hover_cell == (idx.row(), COL_ADDRESS), timeout=3000)
+    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, center)
+    qtbot.waitUntil(lambda: 2 in window.dialogs and window.dialogs[2].isVisible(), timeout=3000)
+    all_nodes = window.view.visualRect(window.view.model().index(0, COL_ADDRESS)).center()
+    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, all_nodes)
+    qtbot.waitUntil(lambda: ALL_NODES in window.dialogs, timeout=3000)
+    window.view.setFocus()
+    window.view.setCurrentIndex(proxy_index(window, 3, COL_ADDRESS))
+    QTest.keyClick(window.view, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: 3 in window.dialogs, timeout=3000)
+    assert 1 not in window.dialogs  # only the buttons clicked opened a dialog
+    for dlg in list(window.dialogs.values()):
+        dlg.close()
+
+
 def test_keyboard_sets_speed(qtbot, window: MainWindow, sim3: SimSetup) -> None:  # type: ignore[no-untyped-def]
     idx = proxy_index(window, 3, COL_SPEED)
     before = int(idx.data(Qt.ItemDataRole.EditRole))
