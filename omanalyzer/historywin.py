@@ -9,12 +9,14 @@ time is queried (one read in flight, the latest request waiting).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyqtgraph as pg
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -43,9 +45,12 @@ from PySide6.QtWidgets import (
 from omanalyzer.common import HistoryInfo, HistoryWindowBase, plot_colors
 from omanalyzer.data import MIGRATION_OK, fmt_bytes, fmt_duration, fmt_time
 from omanalyzer.plots import TimeAxis
-from omview.core.history import HistoryReader, MigrationRecord, ProcLife, ProcRecord
+from omview.core.history import HistoryReader, MigrationRecord, ProcLife, ProcRecord, ProcSnapshot, ProcTimeline
 
 WINDOW = 12 * 3600.0
+#: The slider's reads cover this many seconds on each side of the moment asked for: the steps
+#: inside are answered from memory (`ProcTimeline.at`), not by a query each.
+READ_AROUND = 900.0
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 KEY_ROLE = Qt.ItemDataRole.UserRole + 2
 Index = QModelIndex | QPersistentModelIndex
@@ -54,89 +59,128 @@ COLUMNS = ("Node", "PID", "User", "CPU", "Memory", "Started", "Running for", "Co
 COL_NODE, COL_PID, COL_USER, COL_CPU, COL_MEM, COL_STARTED, COL_AGE, COL_CMD = range(len(COLUMNS))
 
 
-class _Row:
-    """A process of the snapshot; display text is made when a cell is first painted, not per snapshot."""
-
-    __slots__ = ("rec", "sort", "started", "age", "_text", "_search")
-
-    def __init__(self, rec: ProcRecord, at: float) -> None:
-        self.update(rec, at)
-
-    def update(self, rec: ProcRecord, at: float) -> None:
-        self.rec = rec
-        started = rec.started or rec.appeared
-        self.started, self.age = started, max(0.0, at - started)
-        self.sort: tuple[Any, ...] = (rec.node, rec.pid, rec.user, -1.0 if rec.cpu is None else rec.cpu,
-                                      rec.rss or 0, started, self.age, rec.cmd)
-        self._text: tuple[str, ...] | None = None
-        self._search: str | None = None
-
-    def text(self, names: dict[int, str]) -> tuple[str, ...]:
-        if self._text is None:
-            r = self.rec
-            self._text = (names.get(r.node, str(r.node)), str(r.pid), r.user,
-                          "" if r.cpu is None else f"{r.cpu:.1f} %", "" if r.rss is None else fmt_bytes(r.rss),
-                          time.strftime("%H:%M:%S", time.localtime(self.started)), fmt_duration(self.age), r.cmd)
-        return self._text
-
-    def search(self, names: dict[int, str]) -> str:
-        if self._search is None:
-            r = self.rec
-            self._search = f"{names.get(r.node, r.node)}\t{r.pid}\t{r.user}\t{r.cmd}".lower()
-        return self._search
-
-
 class ProcModel(QAbstractTableModel):
-    """The processes running at one moment. Sorted here, with Python's sort on precomputed keys:
-    the proxy's own sort would call data() twice per comparison."""
+    """The processes running at one moment, as arrays over a `ProcTimeline`'s processes.
+
+    A slider step changes the moment, rarely the set of processes: then only the cpu/rss arrays are
+    replaced and one dataChanged covers the changing columns (text is made when a cell is painted,
+    for the ~30 rows on screen). Sorted here with numpy on key arrays (the proxy's own sort would
+    call data() twice per comparison); a new set of processes is one model reset.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[_Row] = []
         self.names: dict[int, str] = {}
         self.at = 0.0
         self.sort_column = COL_CPU
         self.sort_order = Qt.SortOrder.DescendingOrder
+        self.clear()
 
-    def set_rows(self, recs: list[ProcRecord], at: float) -> None:
-        """A new snapshot. The same processes as before (most steps of the slider): values changed in
-        place, so the view keeps its state and the proxy does not filter again; else a reset."""
-        if self.rows and len(recs) == len(self.rows):
-            cur = {(r.rec.node, r.rec.pid, r.rec.start): r for r in self.rows}
-            if all((p.node, p.pid, p.start) in cur for p in recs):
-                self.at = at
-                for p in recs:
-                    cur[(p.node, p.pid, p.start)].update(p, at)
-                c = self.sort_column
-                desc = self.sort_order == Qt.SortOrder.DescendingOrder
-                keys = [r.sort[c] for r in self.rows] if 0 <= c < len(COLUMNS) else []
-                if keys and any((a < b) if desc else (a > b) for a, b in zip(keys, keys[1:], strict=False)):
-                    self.sort(c, self.sort_order)
-                self.dataChanged.emit(self.index(0, COL_CPU), self.index(len(self.rows) - 1, COL_AGE))
-                return
+    def clear(self) -> None:
         self.beginResetModel()
-        self.at = at
-        self.rows = [_Row(r, at) for r in recs]
-        self._sort_rows()
+        self.timeline: ProcTimeline | None = None
+        self.index_ = np.empty(0, dtype=np.int64)  # which timeline processes, in (node, pid) order
+        self.cpu = np.empty(0)
+        self.rss = np.empty(0, dtype=np.int64)
+        self.order = np.empty(0, dtype=np.int64)  # display row → position in index_
+        self._text: dict[int, tuple[str, ...]] = {}
+        self._search: dict[int, str] = {}
+        self._node = self._pid = self._started = np.empty(0)
         self.endResetModel()
 
-    def _sort_rows(self) -> None:
-        c = self.sort_column
-        if 0 <= c < len(COLUMNS):
-            self.rows.sort(key=lambda r: r.sort[c], reverse=self.sort_order == Qt.SortOrder.DescendingOrder)
+    def set_snapshot(self, tl: ProcTimeline, snap: ProcSnapshot) -> None:
+        """Show `snap`. The same processes as before (most steps of the slider): values replaced in
+        place, so the view keeps its state and the proxy does not filter again; else a reset."""
+        if tl is self.timeline and np.array_equal(snap.index, self.index_):
+            moved = not (np.array_equal(snap.cpu, self.cpu, equal_nan=True) and np.array_equal(snap.rss, self.rss))
+            self.at, self.cpu, self.rss = snap.t, snap.cpu, snap.rss
+            if moved and self.sort_column in (COL_CPU, COL_MEM):
+                self.sort(self.sort_column, self.sort_order)
+            if len(self.order):
+                self.dataChanged.emit(self.index(0, COL_CPU), self.index(len(self.order) - 1, COL_AGE))
+            return
+        self.beginResetModel()
+        if tl is not self.timeline:
+            self.timeline = tl
+            self._text, self._search = {}, {}
+            self._node = np.array([p.node for p in tl.procs], dtype=np.int64)
+            self._pid = np.array([p.pid for p in tl.procs], dtype=np.int64)
+            self._started = np.array([p.started or p.appeared for p in tl.procs], dtype=np.float64)
+        self.at, self.index_, self.cpu, self.rss = snap.t, snap.index, snap.cpu, snap.rss
+        self.order = self._sorted(self.sort_column, self.sort_order)
+        self.endResetModel()
+
+    def _key(self, column: int) -> Any:
+        """The sort key of every snapshot position: an array, or a list for the text columns."""
+        idx = self.index_
+        assert self.timeline is not None
+        if column == COL_NODE:
+            return self._node[idx]
+        if column == COL_PID:
+            return self._pid[idx]
+        if column == COL_CPU:
+            return np.where(np.isnan(self.cpu), -1.0, self.cpu)
+        if column == COL_MEM:
+            return self.rss
+        if column in (COL_STARTED, COL_AGE):
+            started = self._started[idx]
+            return started if column == COL_STARTED else -started  # age grows as start recedes
+        procs = self.timeline.procs
+        return [procs[i].user if column == COL_USER else procs[i].cmd for i in idx]
+
+    def _sorted(self, column: int, order: Qt.SortOrder) -> npt.NDArray[np.int64]:
+        n = len(self.index_)
+        if not 0 <= column < len(COLUMNS) or n == 0:
+            return np.arange(n)
+        key = self._key(column)
+        desc = order == Qt.SortOrder.DescendingOrder
+        if isinstance(key, list):
+            return np.array(sorted(range(n), key=key.__getitem__, reverse=desc), dtype=np.int64)
+        return np.argsort(-key if desc else key, kind="stable")
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         self.layoutAboutToBeChanged.emit()
-        old = [r.rec for r in self.rows]
+        old = self.order
         self.sort_column, self.sort_order = column, order
-        self._sort_rows()
-        where = {id(r.rec): i for i, r in enumerate(self.rows)}
+        self.order = self._sorted(column, order)
+        where = np.empty(len(self.order), dtype=np.int64)
+        where[self.order] = np.arange(len(self.order))
         for idx in self.persistentIndexList():
-            self.changePersistentIndex(idx, self.index(where[id(old[idx.row()])], idx.column()))
+            self.changePersistentIndex(idx, self.index(int(where[old[idx.row()]]), idx.column()))
         self.layoutChanged.emit()
 
+    # ------------------------------------------------------------ rows
+    def proc_index(self, row: int) -> int:
+        return int(self.index_[self.order[row]])
+
+    def record(self, row: int) -> ProcRecord:
+        """The process of a row with its cpu/rss at the moment shown (a copy)."""
+        assert self.timeline is not None
+        pos = int(self.order[row])
+        rec = dataclasses.replace(self.timeline.procs[int(self.index_[pos])])
+        rec.cpu = None if math.isnan(self.cpu[pos]) else float(self.cpu[pos])
+        rec.rss = None if self.rss[pos] < 0 else int(self.rss[pos])
+        return rec
+
+    def key(self, row: int) -> tuple[int, int, int]:
+        assert self.timeline is not None
+        p = self.timeline.procs[self.proc_index(row)]
+        return (p.node, p.pid, p.start)
+
+    def search(self, row: int) -> str:
+        i = self.proc_index(row)
+        text = self._search.get(i)
+        if text is None:
+            assert self.timeline is not None
+            r = self.timeline.procs[i]
+            text = self._search[i] = f"{self.names.get(r.node, r.node)}\t{r.pid}\t{r.user}\t{r.cmd}".lower()
+        return text
+
+    def node_of(self, row: int) -> int:
+        return int(self._node[self.proc_index(row)])
+
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.rows)
+        return 0 if parent.isValid() else len(self.order)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
         return 0 if parent.isValid() else len(COLUMNS)
@@ -151,28 +195,61 @@ class ProcModel(QAbstractTableModel):
                         COL_AGE: "how long the process had been running at that time"}.get(section)
         return None
 
+    def _static(self, i: int) -> tuple[str, ...]:
+        text = self._text.get(i)
+        if text is None:
+            assert self.timeline is not None
+            r = self.timeline.procs[i]
+            started = r.started or r.appeared
+            text = self._text[i] = (self.names.get(r.node, str(r.node)), str(r.pid), r.user,
+                                    time.strftime("%H:%M:%S", time.localtime(started)), r.cmd)
+        return text
+
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        row = self.rows[index.row()]
-        col = index.column()
+        row, col = index.row(), index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return row.text(self.names)[col]
-        if role == SORT_ROLE:
-            return row.sort[col]
+            pos = int(self.order[row])
+            if col == COL_CPU:
+                c = self.cpu[pos]
+                return "" if math.isnan(c) else f"{c:.1f} %"
+            if col == COL_MEM:
+                m = int(self.rss[pos])
+                return "" if m < 0 else fmt_bytes(m)
+            i = int(self.index_[pos])
+            if col == COL_AGE:
+                return fmt_duration(max(0.0, self.at - float(self._started[i])))
+            return self._static(i)[_STATIC[col]]
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _RIGHT if col in (COL_PID, COL_CPU, COL_MEM, COL_AGE) else None
         if role == KEY_ROLE:
-            return (row.rec.node, row.rec.pid, row.rec.start)
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_PID, COL_CPU, COL_MEM, COL_AGE):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return self.key(row)
+        if role == SORT_ROLE:
+            key = self._key(col)
+            v = key[int(self.order[row])]
+            return v.item() if isinstance(v, np.generic) else v
         if role == Qt.ItemDataRole.ToolTipRole and col == COL_CMD:
-            return row.rec.cmd
+            return self._static(self.proc_index(row))[4]
         return None
 
     def row_of(self, key: tuple[int, int, int]) -> int:
-        for i, r in enumerate(self.rows):
-            if (r.rec.node, r.rec.pid, r.rec.start) == key:
-                return i
+        if self.timeline is None:
+            return -1
+        node, pid, start = key
+        for pos in np.flatnonzero((self._node[self.index_] == node) & (self._pid[self.index_] == pid)):
+            if self.timeline.procs[int(self.index_[pos])].start == start:
+                return int(np.flatnonzero(self.order == pos)[0])
         return -1
+
+    def row_of_pid(self, node: int, pid: int) -> int:
+        """The row of a process by node and PID (after a migration its start time may differ)."""
+        hit = np.flatnonzero((self._node[self.index_] == node) & (self._pid[self.index_] == pid))
+        return int(np.flatnonzero(self.order == hit[0])[0]) if len(hit) else -1
+
+
+_STATIC = {COL_NODE: 0, COL_PID: 1, COL_USER: 2, COL_STARTED: 3, COL_CMD: 4}
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
 class ProcProxy(QSortFilterProxyModel):
@@ -200,10 +277,9 @@ class ProcProxy(QSortFilterProxyModel):
     def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802
         src = self.sourceModel()
         assert isinstance(src, ProcModel)
-        r = src.rows[row]
-        if self.node is not None and r.rec.node != self.node:
+        if self.node is not None and src.node_of(row) != self.node:
             return False
-        return not self.text or self.text in r.search(src.names)
+        return not self.text or self.text in src.search(row)
 
 
 class HistoryWindow(HistoryWindowBase):
@@ -378,7 +454,8 @@ class HistoryWindow(HistoryWindowBase):
         for n in info.nodes:
             self.node_box.addItem(n.label, n.id)
         self.node_box.blockSignals(False)
-        self.model.set_rows([], 0.0)
+        self.model.clear()
+        self._in_flight, self._queued = False, None  # a read of the previous history is dropped unanswered
         self._clear_detail()
         if info.span is None:
             self._set_enabled(False)
@@ -443,22 +520,37 @@ class HistoryWindow(HistoryWindowBase):
         self.query(self.at)
 
     def query(self, t: float) -> None:
+        """Show the processes at `t`: from the timeline in memory when it covers t (a slider step),
+        else read the timeline around t on the reader thread (one read in flight, the newest waits)."""
         if self.doc.reader is None:
+            return
+        node = self.node_box.currentData()
+        tl = self.model.timeline
+        if tl is not None and tl.covers(t, node) and not self._in_flight:
+            self.reads += 1
+            self._show(tl, tl.at(t))
             return
         if self._in_flight:
             self._queued = t
             return
         self._in_flight = True
-        node = self.node_box.currentData()
+        end = self.info.span[1] if self.info and self.info.span else t
+        lo, hi = t - READ_AROUND, max(t, min(t + READ_AROUND, end))
 
-        def done(rows: list[ProcRecord]) -> None:
+        def work(r: HistoryReader) -> tuple[ProcTimeline, ProcSnapshot]:
+            timeline = r.process_timeline(lo, hi, node)
+            return timeline, timeline.at(t)
+
+        def done(result: tuple[ProcTimeline, ProcSnapshot]) -> None:
             self.reads += 1
             self._in_flight = False
             if self._queued is not None:
                 q, self._queued = self._queued, None
-                self.query(q)
-                return
-            self._show_rows(rows, t)
+                if not result[0].covers(q, self.node_box.currentData()):
+                    self.query(q)
+                    return
+                result = (result[0], result[0].at(q))
+            self._show(*result)
 
         def failed(exc: BaseException) -> None:
             self._in_flight = False
@@ -466,30 +558,29 @@ class HistoryWindow(HistoryWindowBase):
 
             self.show_error("Cannot read the history", describe(exc))
 
-        self.doc.read(lambda r: r.processes_at(t, node), done, failed)
+        self.doc.read(work, done, failed)
 
     @property
     def idle(self) -> bool:
         return not self._in_flight and self._queued is None
 
-    def _show_rows(self, rows: list[ProcRecord], t: float) -> None:
+    def _show(self, tl: ProcTimeline, snap: ProcSnapshot) -> None:
         key = self.selected_key
-        self.model.set_rows(rows, t)
+        self.model.set_snapshot(tl, snap)
         self._update_count()
-        want = None
+        src = -1
         if self._select_after is not None:
             node, pid = self._select_after
             self._select_after = None
-            want = next(((r.node, r.pid, r.start) for r in rows if r.node == node and r.pid == pid), None)
-        target = want or key
-        if target is not None:
-            src = self.model.row_of(target)
-            if src >= 0:
-                idx = self.proxy.mapFromSource(self.model.index(src, 0))
-                if idx.isValid():
-                    self.table.selectionModel().setCurrentIndex(
-                        idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
-                    self.table.scrollTo(idx)
+            src = self.model.row_of_pid(node, pid)
+        if src < 0 and key is not None:
+            src = self.model.row_of(key)
+        if src >= 0:
+            idx = self.proxy.mapFromSource(self.model.index(src, 0))
+            if idx.isValid() and idx != self.table.selectionModel().currentIndex():
+                self.table.selectionModel().setCurrentIndex(
+                    idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+                self.table.scrollTo(idx)
 
     def _update_count(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()

@@ -399,7 +399,7 @@ def test_time_slider_shows_the_processes_that_ran_then(qtbot, light, syn: Synth)
     wait_rows(qtbot, w)
     assert shown(w) == expected_procs(syn, w.at)
     # sorting (done by the model): by CPU, highest first, then by PID after a header click
-    cpus = [w.model.rows[w.proxy.mapToSource(w.proxy.index(r, 0)).row()].rec.cpu or 0.0
+    cpus = [w.model.record(w.proxy.mapToSource(w.proxy.index(r, 0)).row()).cpu or 0.0
             for r in range(w.proxy.rowCount())]
     assert cpus == sorted(cpus, reverse=True)
     w.table.horizontalHeader().setSortIndicator(COL_PID, Qt.SortOrder.AscendingOrder)
@@ -778,8 +778,8 @@ def test_testbed_history_in_omhistory(qtbot, light, tb_history: dict[str, Any]) 
     w = open_history_win(qtbot, tb_history["backup"])
     w.set_time(tb_history["hog_t"] + 8)
     wait_rows(qtbot, w)
-    cmds = {(w.proxy.index(r, 0).data(KEY_ROLE)[0], w.model.rows[w.proxy.mapToSource(w.proxy.index(r, 0)).row()]
-             .rec.cmd) for r in range(w.proxy.rowCount())}
+    cmds = {(w.proxy.index(r, 0).data(KEY_ROLE)[0], w.model.record(w.proxy.mapToSource(w.proxy.index(r, 0)).row())
+             .cmd) for r in range(w.proxy.rowCount())}
     assert any(n == 2 and "while" in c for n, c in cmds), sorted(cmds)
     assert any(n == 1 and c.startswith("sleep 123.5") for n, c in cmds)
     assert {n for n, _ in cmds} == {1, 2, 3}

@@ -14,7 +14,9 @@ Why /proc is read by hand: psutil builds a Process object and opens several file
 /proc/PID/schedstat open and re-reads them with pread (one syscall instead of open/read/close);
 it asks the cheaper schedstat whether a single-threaded process ran at all and reads stat only
 when it did; it skips parsing when the bytes are unchanged; processes asleep for DORMANT_AFTER
-samples are probed every DORMANT_EVERY samples; /proc is listed only when a PID was handed out.
+samples are probed every DORMANT_EVERY samples (their deaths are watched through pidfds); new PIDs
+are tried one by one, and /proc listed only when many were handed out; the stat files of threads
+are kept open for the run-queue count.
 Goal: < 0.5 % of one core at 1 Hz with 1000 processes on the node.
 """
 
@@ -84,9 +86,12 @@ RSS_ABS = 64 * 1024
 RSS_REL = 0.01
 #: Without a new PID (see /proc/loadavg) /proc is still listed every this many samples.
 LIST_EVERY = 10
-#: When at most this many PIDs were handed out since the last sample, each is tried directly
-#: instead of listing /proc: on a busy node PIDs move every second, and listing 1000s of entries
-#: then cost a third of the sample; trying a PID that already exited is one failed open.
+#: Threads whose stat files a multi-threaded process may keep open (more: opened per read).
+TASK_FDS_MAX = 64
+#: When at most this many PIDs (or a quarter of the table) were handed out since the last sample,
+#: each is tried directly instead of listing /proc: on a busy node PIDs move every second, and
+#: listing 1000s of entries then cost a third of the sample; trying a PID already gone is one
+#: failed open, a thread's TID one read.
 PROBE_NEW_MAX = 64
 #: Every process's stat is re-read once per this many samples even if it did not run, for the
 #: fields others can change (nice, ppid, rss); the agent's own renice re-reads at once.
@@ -95,8 +100,9 @@ REFRESH_EVERY = 30
 #: samples. Most of a node's processes sleep for hours; probing them every second was half of
 #: the agent's CPU. The price: a long sleeper that wakes is seen up to DORMANT_EVERY - 1 samples
 #: late (its CPU time is not lost: cpu is averaged over the time since its last read). Its death
-#: is never late: every process's pidfd sits in one epoll set, asked once per sample, and a
-#: process that exited is read in that sample (no pidfd, e.g. Linux < 5.3: no dormancy).
+#: is never late: a process turning dormant puts its pidfd in one epoll set, asked once per sample,
+#: and one that exited is read in that sample (no pidfd, e.g. Linux < 5.3: no dormancy). Processes
+#: that never sleep that long (most short-lived ones) never cost a pidfd.
 DORMANT_AFTER = 10
 DORMANT_EVERY = 3
 
@@ -440,7 +446,7 @@ class HpcAdmin:
 class _Proc:
     """What the sampler remembers of one process between samples (slots: 1000s of them)."""
 
-    __slots__ = ("pid", "start", "fd", "sfd", "pfd", "sched", "raw", "comm", "ppid", "state", "nice", "ticks",
+    __slots__ = ("pid", "start", "fd", "sfd", "pfd", "tasks", "sched", "raw", "comm", "ppid", "state", "nice", "ticks",
                  "nthreads", "rss", "info", "sent", "idle", "seen")
 
     def __init__(self, pid: int, start: int, fd: int, sfd: int) -> None:
@@ -448,7 +454,8 @@ class _Proc:
         self.start = start
         self.fd = fd  # kept open on /proc/PID/stat, -1 when over the fd budget
         self.sfd = sfd  # kept open on /proc/PID/schedstat, -1 when not used
-        self.pfd = -1  # its pidfd in the sampler's exit watch; -1: not watched, so never dormant
+        self.pfd = -1  # its pidfd in the exit watch once dormant; -1 not yet, -2 cannot (never dormant)
+        self.tasks: dict[int, int] | None = None  # thread id -> fd on its stat (_runnable_threads)
         self.sched: bytes | None = b""  # None: read stat at the next sample whatever schedstat says
         self.raw = b""
         self.comm = b""
@@ -503,7 +510,11 @@ class Sampler:
             except OSError:
                 self.exits = None
         # Per process: stat and schedstat (and a pidfd); over the budget files are opened per read.
-        self.fd_budget = (_raise_fd_limit() - 64) // (3 if self.exits is not None else 2)
+        # A quarter of the fds is kept for the stat files of threads (_runnable_threads).
+        fds = _raise_fd_limit() - 64
+        self.task_budget = fds // 4
+        self.task_fds = 0
+        self.fd_budget = (fds - self.task_budget) // (3 if self.exits is not None else 2)
         #: pid -> (start, fields): the job fields (home, where, nmigs, job, mode, lock, cantmove)
         self.extra: dict[int, tuple[int, dict[str, Any]]] = {}
         self.extra_dirty: set[int] = set()
@@ -548,19 +559,59 @@ class Sampler:
             "nmigs": _read_int(base + "nmigs") or 0,
         }
 
-    def _runnable_threads(self, pid: int, exclude_tid: int) -> int:
-        try:
-            tids = os.listdir(f"{self.proc}/{pid}/task")
-        except OSError:
-            return 0
+    def _runnable_threads(self, p: _Proc, exclude_tid: int) -> int:
+        """Threads of a multi-threaded process that are runnable now.
+
+        Their stat files are kept open (up to TASK_FDS_MAX threads) and the task folder is listed
+        again only when the thread count changed or a thread ended: a process that runs every
+        second then costs one pread per thread instead of a listing and three calls per thread."""
+        pid = p.pid
+        tasks = p.tasks
+        if tasks is None or len(tasks) != p.nthreads:
+            self._close_tasks(p)
+            try:
+                tids = os.listdir(f"{self.proc}/{pid}/task")
+            except OSError:
+                return 0
+            keep = len(tids) <= TASK_FDS_MAX and p.fd >= 0 and self.task_fds + len(tids) <= self.task_budget
+            tasks = {}
+            for name in tids:
+                fd = -1
+                if keep:
+                    try:
+                        fd = os.open(f"{self.proc}/{pid}/task/{name}/stat", os.O_RDONLY | os.O_CLOEXEC)
+                        self.task_fds += 1
+                    except OSError:  # gone already: read (and missed) below, then listed again
+                        pass
+                tasks[int(name)] = fd
+            if keep:
+                p.tasks = tasks
         n = 0
-        for tid in tids:
-            if pid == self.own_pid and int(tid) == exclude_tid:
+        lost = False
+        for tid, fd in tasks.items():
+            if pid == self.own_pid and tid == exclude_tid:
                 continue
-            data = _read(f"{self.proc}/{pid}/task/{tid}/stat", 1024)
-            if data and data[data.rindex(b")") + 2:data.rindex(b")") + 3] == b"R":
+            try:
+                data = os.pread(fd, 1024, 0) if fd >= 0 else _read(f"{self.proc}/{pid}/task/{tid}/stat", 1024)
+            except OSError:
+                data = None
+            if not data:
+                lost = True
+                continue
+            r = data.rindex(b")")
+            if data[r + 2:r + 3] == b"R":
                 n += 1
+        if lost and p.tasks is not None:
+            self._close_tasks(p)  # a thread ended: list again next time
         return n
+
+    def _close_tasks(self, p: _Proc) -> None:
+        if p.tasks:
+            for fd in p.tasks.values():
+                if fd >= 0:
+                    os.close(fd)
+                    self.task_fds -= 1
+        p.tasks = None
 
     def _new_pids(self, force: bool) -> list[int]:
         """PIDs in /proc that were not there at the last listing.
@@ -576,7 +627,7 @@ class Sampler:
         prev, self.last_pid_field = self.last_pid_field, last
         if not force and self.scans % LIST_EVERY and prev.isdigit() and last.isdigit():
             lo, hi = int(prev), int(last)
-            if 0 < hi - lo <= PROBE_NEW_MAX:  # no wrap-around: exactly these were handed out
+            if 0 < hi - lo <= max(PROBE_NEW_MAX, len(self.table) // 4):  # no wrap-around: just these
                 # some are threads (their /proc/TID is there but not listed): _new_proc drops them
                 return list(range(lo + 1, hi + 1))
         names = set(os.listdir(self.proc))
@@ -594,6 +645,7 @@ class Sampler:
     def _forget(self, p: _Proc) -> None:
         if p.pfd >= 0:
             self.watched.pop(p.pfd, None)
+        self._close_tasks(p)
         _close(p)  # a closed pidfd leaves the epoll set by itself
 
     def _exited(self) -> None:
@@ -608,9 +660,25 @@ class Sampler:
             p = self.watched.pop(fd, None)
             os.close(fd)  # readable for good from now on: stop asking
             if p is not None:
-                p.pfd = -1
+                p.pfd = -2  # dead: read every sample until it is gone (a zombie until reaped)
                 p.sched = None
                 p.idle = 0
+
+    def _watch(self, p: _Proc) -> None:
+        """Watch for the exit of a process turning dormant (only then could its death be seen
+        late). pfd -2: it cannot be watched, so it never turns dormant."""
+        try:
+            p.pfd = os.pidfd_open(p.pid)
+        except OSError:  # gone meanwhile (its stat read says so) or out of fds
+            p.pfd = -2
+            return
+        try:
+            self.exits.register(p.pfd, select.EPOLLIN)
+        except OSError:
+            os.close(p.pfd)
+            p.pfd = -2
+            return
+        self.watched[p.pfd] = p
 
     def close(self) -> None:
         for p in self.table.values():
@@ -655,9 +723,12 @@ class Sampler:
             for p in procs[self.scans % REFRESH_EVERY::REFRESH_EVERY]:
                 p.sched = None
             self._exited()
+            exits = self.exits
             phase = self.scans % DORMANT_EVERY
             own = self.own_pid
             for p in procs:
+                if p.idle >= DORMANT_AFTER and p.pfd == -1 and exits is not None and p.fd >= 0:
+                    self._watch(p)
                 if (p.idle >= DORMANT_AFTER and p.pid % DORMANT_EVERY != phase and p.sched is not None
                         and p.pfd >= 0):
                     if p.state == "R":
@@ -737,7 +808,7 @@ class Sampler:
             p.nthreads = int(f[17])
             p.rss = int(f[21]) * PAGE_SIZE
             if pid == self.own_pid or (p.nthreads > 1 and delta > 0):
-                runnable += self._runnable_threads(pid, exclude_tid)
+                runnable += self._runnable_threads(p, exclude_tid)
             elif p.state == "R":
                 runnable += 1
             ident: dict[str, Any] = {}
@@ -760,7 +831,7 @@ class Sampler:
                 continue
             p = fresh
             if p.nthreads > 1:
-                runnable += self._runnable_threads(pid, exclude_tid)
+                runnable += self._runnable_threads(p, exclude_tid)
             elif p.state == "R":
                 runnable += 1
             if self.last_mono is not None and p.start >= since_ticks:
@@ -799,9 +870,6 @@ class Sampler:
         try:
             if len(self.table) < self.fd_budget:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                if self.use_sched:
-                    sfd = os.open(path[:-4] + "schedstat", os.O_RDONLY | os.O_CLOEXEC)
-                    sched = os.pread(sfd, 128, 0)
                 data = os.pread(fd, 1024, 0)
             else:
                 data = _read(path, 1024) or b""
@@ -809,6 +877,11 @@ class Sampler:
             start = int(f[19])
             if f[35] == b"-1":  # exit_signal -1: a thread, not a process (a PID tried directly)
                 raise ValueError
+            if fd >= 0 and self.use_sched:
+                # after stat (threads cost no second open): if it runs in between, its next
+                # schedstat differs from this one anyway
+                sfd = os.open(path[:-4] + "schedstat", os.O_RDONLY | os.O_CLOEXEC)
+                sched = os.pread(sfd, 128, 0)
         except (OSError, ValueError, IndexError):
             for d in (fd, sfd):
                 if d >= 0:
@@ -816,15 +889,6 @@ class Sampler:
             return None
         self.listed.add(str(pid))
         p = _Proc(pid, start, fd, sfd)
-        if self.exits is not None and fd >= 0:
-            try:
-                p.pfd = os.pidfd_open(pid)
-                self.exits.register(p.pfd, select.EPOLLIN)
-                self.watched[p.pfd] = p
-            except OSError:  # gone meanwhile (its stat read says so next time) or out of fds
-                if p.pfd >= 0:
-                    os.close(p.pfd)
-                p.pfd = -1
         p.sched = sched
         p.raw = data
         p.comm = comm
