@@ -529,12 +529,59 @@ class _JobModes:
         return iter(self._modes())
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unused:
+    """The parser of a command this run does not have: takes its arguments and keeps nothing."""
+
+    def add_argument(self, *args: Any, **kw: Any) -> None:
+        return None
+
+    def add_mutually_exclusive_group(self, *args: Any, **kw: Any) -> _Unused:
+        return self
+
+    def add_argument_group(self, *args: Any, **kw: Any) -> _Unused:
+        return self
+
+
+class _OneCommand:
+    """`add_subparsers()` that builds the parser of one command only: argparse makes some thirty
+    parsers otherwise, a good part of a one-shot `omctl status`."""
+
+    def __init__(self, sub: Any, only: str) -> None:
+        self.sub = sub
+        self.only = only
+        self.found = False
+
+    def add_parser(self, name: str, **kw: Any) -> Any:
+        if name != self.only:
+            return _Unused()
+        self.found = True
+        return self.sub.add_parser(name, **kw)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word of `argv` (None when there is none, or help is asked for before it)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--cluster", "--timeout"):
+            skip = True
+        elif arg in ("-h", "--help"):
+            return None
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (`only`) one with the global options and that one command."""
     p = argparse.ArgumentParser(prog="omctl", description="Watch and steer an omview cluster from the shell.")
     p.add_argument("--cluster", metavar="FILE", help="cluster file (.toml) or openMosix map file")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for nodes (default 15)")
     p.add_argument("-v", "--verbose", action="store_true", help="log connections to stderr")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub: Any = p.add_subparsers(dest="command", metavar="COMMAND")
+    if only is not None:
+        sub = _OneCommand(sub, only)
 
     s = sub.add_parser("status", help="cluster overview, or `status ID` for one node (mosctl status)")
     s.add_argument("node", nargs="?", type=int)
@@ -618,11 +665,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--subnet")
     s.add_argument("--cpu-quota", help="CPUs per node, e.g. 1,0.5,2 (one value = all nodes)")
     s.add_argument("--mem-mb", help="memory limit per node in MiB, e.g. 512,1024,2048")
+    if isinstance(sub, _OneCommand) and not sub.found:
+        return build_parser()  # not a command: the whole parser says so and lists them
     return p
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_of(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

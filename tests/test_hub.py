@@ -603,6 +603,22 @@ def test_open_cluster_chooses(hubs: Hubs, monkeypatch: pytest.MonkeyPatch) -> No
     assert wait_for(lambda: not pid_alive(h.hub_pid), 10)
 
 
+def test_omctl_builds_only_the_parser_of_its_command_and_parses_the_same() -> None:
+    """omctl builds the parser of the one command it runs (a good part of a one-shot command's
+    time); what it parses is what the whole parser parses."""
+    from omview import cli
+
+    for argv in (["status"], ["--cluster", "c.toml", "status", "2", "--json"], ["--timeout", "3", "ps", "--json"],
+                 ["block", "3"], ["setdecay", "2", "60"], ["kill", "2:77"], ["hub", "--idle", "0"],
+                 ["run", "--best", "--mode", "cpujob", "--", "sleep", "9"], ["migrate", "1:5", "best"],
+                 ["testbed", "up", "3"]):
+        command = cli._command_of(argv)
+        assert command is not None and command in argv
+        assert vars(cli.build_parser(command).parse_args(argv)) == vars(cli.build_parser().parse_args(argv)), argv
+    assert cli._command_of(["--cluster", "status", "-h"]) is None  # --cluster's value is no command
+    assert cli.build_parser("nosuch").format_usage() == cli.build_parser().format_usage()
+
+
 # ---------------------------------------------------------------- the real testbed
 
 
