@@ -7,9 +7,10 @@ Two testbeds of 4 nodes (root; CPU quotas stand in for speed): equal nodes, and 
 the Balancer in this process (a round a second, bench policy: min_seen 1 s, hold 10 s) until every
 copy has ended. Printed per case:
 
-- ideal = total work / total capacity (capacity: the sum of the quotas; work: the CPU seconds the
-  8 jobs used in the static run below — same awk, same nodes, no moves; with --no-static the
-  calibration: one job timed first on the host, which drifts by 10 % with the host's load);
+- ideal = total work / total capacity (capacity: the sum of the quotas; work: the least CPU the 8
+  jobs were measured to use, in the balancer's run or the static run below — same awk, same nodes,
+  no moves — or, with --no-static, the calibration: one job timed first on the host. A CPU second
+  does less work while the host's other threads share the core: these differ by 10-20 %);
 - makespan (first job's start to the last job's end; a job being moved runs nowhere, so the end
   is taken only outside a balancer round) and makespan / ideal — the goal is <= 1.25; also the
   same from the last job's start against the work left then (the starts are the harness's);
@@ -270,15 +271,18 @@ def main() -> int:
         finally:
             tbmod.down(NAME)
         cap = sum(quotas)
-        # the work: what the jobs used in the static run (same awk, same nodes, no moves) when there is
-        # one; the calibration on the host alone drifts by 10 % with the host's load
-        total = static.cpu if static is not None else JOBS * work
+        # the work: the least CPU the same 8 jobs were measured to need — in the static run (same awk,
+        # same nodes, no moves) or the balancer's run (or the calibration, with --no-static). A CPU
+        # second of awk does less work while the host's other threads share the core's caches: the
+        # same jobs measured 10-20 % apart from run to run at host loads of 10-70
+        total = min(r.cpu, static.cpu if static is not None else JOBS * work)
         ideal = total / cap
         rest = (total - r.done_at_start) / cap  # the ideal from the moment every job runs
         rows.append((title, ideal, r.makespan))
         print(f"{title}: quotas {quotas} CPUs, {weighed}, host load {load0:.1f} -> {load1:.1f}\n"
-              f"  work {total:.1f} CPU s (" + ("measured in the static run; " if static is not None else "")
-              + f"calibrated {JOBS} x {work:.2f} = {JOBS * work:.1f}), ideal {ideal:.1f} s\n"
+              f"  work {total:.1f} CPU s, the least of: balancer run {r.cpu:.1f}, "
+              + (f"static run {static.cpu:.1f}" if static is not None else f"calibrated {JOBS} x {work:.2f}")
+              + f"; ideal {ideal:.1f} s\n"
               f"  balancer: makespan {r.makespan:.1f} s = {r.makespan / ideal:.2f}x ideal; from the last job's "
               f"start (the {JOBS} starts took {r.started:.1f} s) {r.after:.1f} s = {r.after / rest:.2f}x the rest "
               f"{rest:.1f} s; {r.moves} moves of {r.took:.1f} s on average, at most {r.most} per job\n"
