@@ -416,8 +416,8 @@ class CellDelegate(QStyledItemDelegate):
         self.painter = painter
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        widget = option.widget  # type: ignore[attr-defined]
-        if widget is not None:
+        widget = option.widget or self.parent()  # type: ignore[attr-defined]
+        if isinstance(widget, QWidget):
             self.painter.prepare(widget)
         rect: QRect = option.rect  # type: ignore[attr-defined]
         state = option.state  # type: ignore[attr-defined]
