@@ -202,6 +202,44 @@ def test_processes_are_stored_as_changes(tmp_path: Path) -> None:
         assert r.process_life(5, 99, 1) is None
 
 
+def test_a_process_timeline_answers_like_processes_at_anywhere_inside(tmp_path: Path) -> None:
+    """The slider's timeline against the per-moment query: packed blocks, the row tail of a live
+    file, processes appearing and vanishing inside the window, every node or one."""
+    w = HistoryWriter(tmp_path / "h", now=T0)
+
+    def tick(i: int) -> None:
+        t = T0 + i
+        for node in (1, 2):
+            procs = [proc(1, cpu=float((i // 700) % 5) * 20, rss=(10 << 20) + (i // 900) * (1 << 20))]
+            if (i // 400) % 3 != node:  # comes and goes
+                procs.append(proc(2 + i // 1200, cpu=float(node * 10 + (i // 300) % 4)))
+            w.processes(node, t, procs)
+        w.commit(t)
+
+    for i in range(4000):
+        tick(i)
+
+    def agree(r: HistoryReader) -> None:
+        for node in (None, 1, 2):
+            for mid in (T0 + 5, T0 + 1800.5, T0 + 3700, T0 + 3999):
+                tl = r.process_timeline(mid - 300, mid + 300, node)
+                assert tl.covers(mid, node) and not tl.covers(mid + 301, node) and not tl.covers(mid, 3)
+                for t in (mid - 300, mid - 1, mid, mid + 0.5, mid + 137, mid + 300):
+                    ref = r.processes_at(t, node)
+                    snap = tl.at(t)
+                    got = [tl.procs[int(i)] for i in snap.index]
+                    assert [(p.node, p.pid, p.start) for p in got] == [(p.node, p.pid, p.start) for p in ref], t
+                    assert [None if math.isnan(c) else c for c in snap.cpu] == [p.cpu for p in ref], t
+                    assert [None if m < 0 else int(m) for m in snap.rss] == [p.rss for p in ref], t
+
+    with HistoryReader(tmp_path / "h") as r:  # live: the last minutes are rows, not blocks
+        assert r._conn.execute("SELECT count(*) FROM proc_points").fetchone()[0] > 0
+        agree(r)
+    w.close()
+    with HistoryReader(tmp_path / "h") as r:
+        agree(r)
+
+
 def test_restart_closes_processes_that_ended_meanwhile(tmp_path: Path) -> None:
     w = HistoryWriter(tmp_path / "h", now=T0)
     for i in range(10):
