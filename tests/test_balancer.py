@@ -325,6 +325,11 @@ def test_busy_fraction_is_relative_to_what_a_task_can_get() -> None:
     assert bal.busy_fraction(10.0, bal.NodeInfo(3, cpus=4), [10.0]) == pytest.approx(0.1)
     # runnable (state R) is busy whatever CPU it got: the host may give the node's CPU to others
     assert bal.busy_fraction(3.0, one, [3.0, 3.0], runnable=True) == 1.0
+    # where states are known (some process is runnable), a sleeping one is not CPU-bound: on a
+    # 0.2-CPU node whose 8 jobs get 2.5 % each, an agent at 1.5 % is 7.5 % of a task, not 60 %
+    slow = bal.NodeInfo(1, speed=2000)
+    assert bal.busy_fraction(1.5, slow, [2.5] * 8 + [1.5]) == pytest.approx(0.6)
+    assert bal.busy_fraction(1.5, slow, [2.5] * 8 + [1.5], states_known=True) == pytest.approx(0.075)
 
 
 def _p(pid: int, cpu: float, mode: str = "", started: float = 2000.0, nmigs: int = 0) -> ProcInfo:
@@ -351,6 +356,16 @@ def test_decay_stats_per_mode() -> None:
     for k in range(4):
         st2.observe(1000.0 + k, n, [_p(1, 100.0)], 1, 500, 926)
     assert st2.get("job:j1").value == pytest.approx(1 - 0.5**3)  # type: ignore[union-attr]
+    # a sleeping process next to runnable ones weighs its own use, not the starved share
+    slow = bal.sample_info(1, NodeSample(cpus=1, speed=2000))
+    st3 = bal.DecayStats(since=1000.0)
+    jobs8 = [ProcInfo(pid=10 + k, start=1, cpu=2.5, state="R", job=f"a{k}", mode="cpujob", started=2000.0)
+             for k in range(8)]
+    agent = ProcInfo(pid=7, start=1, cpu=1.5, state="S", cmd="sshd: root@notty", started=10.0)
+    for k in range(3):
+        st3.observe(1000.0 + k, slow, [*jobs8, agent], 1, 975, 926)
+    assert st3.get("1:7:1").now == pytest.approx(0.075) and st3.get("1:7:1").value == pytest.approx(0.075)  # type: ignore[union-attr]
+    assert st3.get("job:a0").now == 1.0  # type: ignore[union-attr]
     # a move (nmigs went up) is noticed for the hysteresis, whoever made it
     st2.observe(1005.0, n, [_p(1, 100.0, nmigs=1)], 1, 500, 926)
     assert st2.moved == {"job:j1": 1005.0}

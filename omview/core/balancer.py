@@ -259,7 +259,8 @@ def decay(value: float, sample: float, dt: float, factor: float, interval: float
     return g * value + (1.0 - g) * sample
 
 
-def busy_fraction(cpu_pct: float, node: NodeInfo, node_cpu_pcts: Iterable[float], runnable: bool = False) -> float:
+def busy_fraction(cpu_pct: float, node: NodeInfo, node_cpu_pcts: Iterable[float], runnable: bool = False,
+                  states_known: bool = False) -> float:
     """How much a process wants a CPU now (0..1): 1 when it is runnable (state R: it waits for or
     uses a CPU, which is what openMosix's run-queue load counts), else its CPU use as a part of what
     one task can get on its node.
@@ -267,13 +268,19 @@ def busy_fraction(cpu_pct: float, node: NodeInfo, node_cpu_pcts: Iterable[float]
     On a node that is not saturated a task can get `per_task` (one CPU at the node's speed); on a
     saturated one the busiest process's use is the share each runnable task gets. The state matters
     where the CPU is taken by something the agent cannot see (another container on the same host):
-    there a CPU-bound task gets little CPU but is still always runnable."""
+    there a CPU-bound task gets little CPU but is still always runnable.
+
+    `states_known`: the node reports run states (some process on it is in R), so one that is not
+    runnable now is not CPU-bound, and its use counts against what a task can get on the node, not
+    against the starved share of the CPU-bound ones: on a 0.2-CPU node with 8 jobs at 2.5 % each,
+    an agent at 1.5 % is not 60 % of a task. Without states (simulated nodes) the share is all
+    there is to go by."""
     if runnable:
         return 1.0
     pcts = list(node_cpu_pcts)
     share = node.per_task
     total = sum(pcts) / 100.0
-    if pcts and total >= SATURATED * node.capacity:
+    if pcts and total >= SATURATED * node.capacity and not states_known:
         share = min(share, max(max(pcts) / 100.0, 0.01))
     if share <= 0:
         return 0.0
@@ -301,11 +308,12 @@ class DecayStats:
     def observe(self, t: float, node: NodeInfo, procs: Iterable[ProcInfo], interval: int, slow: int, fast: int) -> None:
         rows = list(procs)
         pcts = [p.cpu for p in rows]
+        states = any(p.state == "R" and "omview-agent" not in p.cmd for p in rows)
         with self.lock:
             for p in rows:
                 key = proc_key(node.id, p)
                 # the agent is always running when it looks: its state says nothing
-                b = busy_fraction(p.cpu, node, pcts, p.state == "R" and "omview-agent" not in p.cmd)
+                b = busy_fraction(p.cpu, node, pcts, p.state == "R" and "omview-agent" not in p.cmd, states)
                 st = self.stats.get(key)
                 if st is None:
                     born_before = bool(p.started) and p.started < self.since
