@@ -202,7 +202,11 @@ class NodeTableModel(QAbstractTableModel):
         says "same sample". `force` repaints the named rows whole."""
         spans: dict[int, tuple[int, int]] = {}
         changed = False
-        nodes, row_of, node, pending_speed = self._nodes, self._row_of, self.cluster.node, self._pending_speed
+        nodes, row_of, pending_speed = self._nodes, self._row_of, self._pending_speed
+        ids = list(ids)
+        node: Any = self.cluster.node
+        if len(ids) > len(nodes) // 2:  # a whole tick: every state copied under one lock acquisition
+            node = {st.id: st for st in self.cluster.nodes()}.__getitem__
         for node_id in ids:
             row = row_of.get(node_id)
             if row is None:
