@@ -861,3 +861,46 @@ def test_a_target_lost_before_the_commit_point_does_not_keep_the_source_frozen(
         tbmod.resume_sshd(testbed, 3)
     assert cluster.wait_until(lambda: cluster.node(3).up, 60), cluster.node(3).reason
     assert cluster.call(3, "mig_cleanup", {"mid": r.mid})["state"] == "aborted"
+
+
+def _page_server(mid: str) -> int:
+    """Host PID of the `criu page-server` of migration `mid`."""
+    for name in os.listdir("/proc"):
+        try:
+            argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"page-server" in argv and any(mid.encode() in a for a in argv):
+            return int(name)
+    raise AssertionError(f"no page server for {mid}")
+
+
+def test_a_target_lost_during_a_direct_dump_does_not_keep_the_source_frozen(
+        cluster: Cluster, testbed: Testbed, marker: str) -> None:
+    """The target hangs as the direct dump starts (its page server stopped, its sshd too): its
+    kernel still acknowledges, so no error would ever reach the dump and the process would stay
+    frozen. Once the target is seen down the source cuts its page stream (`ss -K`): the dump
+    fails, CRIU resumes the process."""
+    job = start_job(cluster, 1, memory_job(64), marker, "/nonexistent", ready="sum ")
+    stopped: list[int] = []
+
+    def hang(m: migration.Migration) -> None:
+        stopped.append(_page_server(m.mid))
+        os.kill(stopped[0], signal.SIGSTOP)
+        tbmod.hang_sshd(testbed, 3)
+
+    try:
+        handle = migration.start_migration(cluster, 1, job["pid"], 3, hooks={"dump": hang})
+        r = handle.future.result(DEADLINE * 2)  # without the cut: never
+        assert r.transfer == "direct" and not r.ok and not r.pending and r.phase == "dump", r
+        assert wait_one_running(marker) == _host_pid(job)
+        assert _journal(cluster, 1, r.mid)["state"] == "aborted"
+    finally:
+        tbmod.resume_sshd(testbed, 3)
+        for pid in stopped:  # unless the cleanup the engine queued for node 3 killed it meanwhile
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert cluster.wait_until(lambda: cluster.node(3).up, 60), cluster.node(3).reason
+    cluster.call(3, "mig_cleanup", {"mid": r.mid})

@@ -1993,7 +1993,7 @@ class JobsMixin:
         os.makedirs(images, mode=0o700)
         journal = {"mid": mid, "pid": pid, "start": start, "target": args.get("target"), "state": "dumping",
                    "images": images, "job": args.get("job"), "time": time.time(), "node": self.node_id,
-                   "hold": float(hold)}
+                   "hold": float(hold), "page_server": [address, port] if port is not None else None}
         _write_json(jpath, journal)
         self.mig_mine.add(mid + ".src.json")
         argv = criu_dump_argv(st["path"], pid, images, port, address)
@@ -2164,6 +2164,44 @@ class JobsMixin:
                 self.migrations_tick()
                 time.sleep(poll)
 
+    def _cut(self, j: dict[str, Any]) -> bool:
+        """Destroy a running dump's connection to its page server (`ss -K`): the dump fails at once
+        and CRIU resumes the tree, even when the target stopped answering (no reset would come,
+        and TCP would retry for many minutes). True when ss ran."""
+        ps = j.get("page_server")
+        if not ps:
+            return False
+        try:
+            rc, _ = _run_text(["ss", "-K", "-t", "dst", str(ps[0]), "dport", "=", str(int(ps[1]))], 10.0)
+        except Exception as exc:  # no ss here: the dump ends when TCP gives up
+            _log(f"cannot cut the page stream: {exc}")
+            return False
+        return rc == 0
+
+    def _cut_until_done(self, j: dict[str, Any], proc: Any) -> None:
+        """Cut until the dump ends: CRIU may open its connection only after the first cut."""
+        if not j.get("page_server"):
+            proc.wait()
+            return
+        while proc.poll() is None:
+            self._cut(j)
+            try:
+                proc.wait(timeout=0.5)
+            except Exception:  # TimeoutExpired: cut again
+                pass
+
+    def op_mig_cut(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Break a running dump's page stream (cancel, or the target lost during the dump); keeps
+        cutting in a thread of its own until the dump has ended."""
+        self._jobs_init()
+        mid = _mid_ok(args.get("mid"))
+        j = _read_json(os.path.join(self._mig_dir(), mid + ".src.json"))
+        proc = self.mig_procs.get(mid)
+        if j is None or proc is None or proc.poll() is not None or not j.get("page_server"):
+            return {"cut": False}
+        threading.Thread(target=self._cut_until_done, args=(j, proc), name="omview-mig-cut", daemon=True).start()
+        return {"cut": True}
+
     def op_mig_handover(self, args: dict[str, Any]) -> dict[str, Any]:
         """The engine is about to ask the target to restore: the hold no longer applies, and from
         now on only a commit, or an abort decided on the target's answer, ends the journal.
@@ -2293,7 +2331,7 @@ class JobsMixin:
             raise Fail("invalid", f"migration {mid} is committed: the process runs on the target")
         proc = self.mig_procs.get(mid)
         if proc is not None and proc.poll() is None:
-            proc.wait()  # a dump still running resumes the tree itself when it fails
+            self._cut_until_done(j, proc)  # a dump still running resumes the tree itself when it fails
         with self._mig_lock():
             j = _read_json(jpath) or j
             if j["state"] == "committed":

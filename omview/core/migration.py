@@ -560,11 +560,14 @@ class Migration:
                     if tunnel is not None:
                         tunnel.close()  # the dump fails, CRIU resumes the process
                     elif mode == "direct" and not fenced:
-                        fenced.append(True)  # the page server goes: the dump fails, CRIU resumes it
-                        try:
-                            self.cluster.request(r.target, "mig_cleanup", {"mid": self.mid})
-                        except Exception as exc:  # a dead target's page server died with its agent
-                            log.info("migration %s: cleanup request failed: %s", self.mid, exc)
+                        # the page server goes, or (a target that stopped answering) the source cuts
+                        # its connection: the dump fails, CRIU resumes the process
+                        fenced.append(True)
+                        for node, op in ((r.target, "mig_cleanup"), (self.source, "mig_cut")):
+                            try:
+                                self.cluster.request(node, op, {"mid": self.mid})
+                            except Exception as exc:  # a dead target's page server died with its agent
+                                log.info("migration %s: %s request failed: %s", self.mid, op, exc)
                 elif mode == "direct" and time.monotonic() - polled[0] >= 0.2:
                     polled[0] = time.monotonic()
                     self._poll_received()
