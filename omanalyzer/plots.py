@@ -273,10 +273,14 @@ class BandPlot(pg.PlotWidget):
         """Show only the curves of bands in view: the others cost bounds and index work every frame.
         A band scrolled into view whose data is older than the view's asks for a read."""
         _, (y0, y1) = self.vb.viewRange()
+        changed = False
         for nc in self.curves.values():
             vis = nc.offset + BAND >= y0 and nc.offset - 1 <= y1
             if vis != nc.a.isVisible():
                 nc.a.setVisible(vis)
+                changed = True
+        if changed:
+            self._set_shared({})
         if self.loaded is not None and any(self.node_loaded.get(n) != self.loaded for n in self.visible_nodes()):
             self._debounce.start()
 
@@ -425,14 +429,15 @@ class BandPlot(pg.PlotWidget):
             self.applied += 1
 
     def _set_shared(self, lines: Lines) -> None:
-        """Every node's second line into the shared item, at once (one setData, NaN between nodes);
-        `lines` holds the nodes that changed."""
+        """The second line of every node in view into the shared item, at once (one setData, NaN
+        between nodes; it is drawn whole, so bands out of view stay out); `lines` holds the nodes
+        that changed."""
         xs, ys = [], []
         for node, nc in self.curves.items():
             if node in lines:
                 _, _, nc.b.xData, nc.b.yData = lines[node]
             bx, by = nc.b.xData, nc.b.yData
-            if bx is not None and by is not None and len(bx):
+            if nc.a.isVisible() and bx is not None and by is not None and len(bx):
                 xs += [bx, bx[-1:]]
                 ys += [by, np.array([np.nan])]
         if xs:
