@@ -281,7 +281,7 @@ class NodePainter:
         pix.fill(Qt.GlobalColor.transparent)
         p = QPainter(pix)
         p.setFont(self.bold if bold else self.font)
-        p.setPen((self.text, self.highlighted_text, self.colors.down)[tone])
+        p.setPen((self.text, self.highlighted_text, self.colors.down, _WHITE)[tone])
         p.drawText(0, fm.ascent(), text)
         p.end()
         entry = (pix, advance, height)
@@ -372,30 +372,41 @@ class NodePainter:
         p.drawText(lcd.adjusted(4, 0, -5, 0), _VCENTER_RIGHT, text)
 
     def _draw_bar(self, p: QPainter, key: tuple[Any, ...], w: int, h: int) -> None:
+        """From two cached parts, the bar (by fill) and the figure (by text and colour): a new load
+        value then costs three blits, not rounded antialiased shapes and two text layouts."""
         col, fill, high, text = key[:4]
+        rect = QRect(PAD + 1, PAD + 1, w - 2 * PAD - 2, h - 2 * PAD - 2)
+        bar_key = (-1, col, fill, high, w, h)  # -1: no cell key starts so
+        bar = self._cells.get(bar_key) or self._make(bar_key, self._draw_bar_shape)
+        p.drawPixmap(0, 0, bar)
+        split = rect.left() + int(fill / self.dpr) if fill >= 0 else rect.left()
+        # the figure must read on the fill and on the empty part: white over the fill, text colour
+        # elsewhere, each clipped to its part
+        dark, advance, height = self._texts.get((text, rect.width(), False, 0)) or self._text_picture(
+            (text, rect.width(), False, 0)
+        )
+        tx = rect.left() + (rect.width() - advance) // 2
+        ty = rect.top() + (rect.height() - height) // 2
+        p.setClipRect(QRect(split, rect.top(), rect.right() - split + 1, rect.height()))
+        p.drawPixmap(tx, ty, dark)
+        if split > rect.left():
+            white = (
+                self._texts.get((text, rect.width(), False, 3)) or self._text_picture((text, rect.width(), False, 3))
+            )[0]
+            p.setClipRect(QRect(rect.left(), rect.top(), split - rect.left(), rect.height()))
+            p.drawPixmap(tx, ty, white)
+
+    def _draw_bar_shape(self, p: QPainter, key: tuple[Any, ...], w: int, h: int) -> None:
+        _, col, fill, high = key[:4]
         c = self.colors
         rect = QRect(PAD + 1, PAD + 1, w - 2 * PAD - 2, h - 2 * PAD - 2)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(c.bar_back)
         p.drawRoundedRect(QRectF(rect), 3, 3)
-        split = rect.left()
         if fill >= 0:
-            color = c.memory if col == COL_MEMORY else (c.load_high if high else c.load)
-            p.setBrush(color)
-            width = fill / self.dpr
-            p.drawRoundedRect(QRectF(rect.left(), rect.top(), width, rect.height()), 3, 3)
-            split = rect.left() + int(width)
-        # the figure must read on the fill and on the empty part: white over the fill, text colour
-        # elsewhere, each clipped to its part
-        p.setFont(self.font)
-        p.setClipRect(QRect(split, rect.top(), rect.right() - split + 1, rect.height()))
-        p.setPen(self.text)
-        p.drawText(rect, _CENTER, text)
-        if split > rect.left():
-            p.setClipRect(QRect(rect.left(), rect.top(), split - rect.left(), rect.height()))
-            p.setPen(_WHITE)
-            p.drawText(rect, _CENTER, text)
+            p.setBrush(c.memory if col == COL_MEMORY else (c.load_high if high else c.load))
+            p.drawRoundedRect(QRectF(rect.left(), rect.top(), fill / self.dpr, rect.height()), 3, 3)
 
 
 # ---------------------------------------------------------------- delegates
