@@ -37,6 +37,9 @@ SPANS: list[tuple[str, float]] = [("1 h", 3600.0), ("3 h", 3 * 3600.0), ("6 h", 
 DEFAULT_SPAN = 12 * 3600.0
 REFRESH_MS = 5000
 CLUSTER = 0  # the row / the key of the whole cluster
+#: Nodes out of view are read this many at a time after the ones on screen: a newer view waits for
+#: one such read at most (~0.1 s), not for all of them.
+REST_CHUNK = 25
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -331,8 +334,8 @@ class AnalyzerWindow(HistoryWindowBase):
         """One read at a time on the reader thread; while one runs, only the newest request waits.
 
         The bands on screen are read first and drawn as soon as they arrive (12 of 100 nodes are a
-        tenth of the decoding); the other nodes follow in a second read, which a newer request
-        replaces. Their curves are hidden meanwhile; the node list's figures fill in when they come.
+        tenth of the decoding); the other nodes follow, REST_CHUNK per read, until a newer request
+        replaces them. Their curves are hidden meanwhile; the node list's figures fill in as they come.
         """
         if self.doc.reader is None or not self.info:
             return
@@ -365,7 +368,7 @@ class AnalyzerWindow(HistoryWindowBase):
                 p.set_series(data, t0, t1, buckets, ln)
             QTimer.singleShot(20, self._update_figures)
             if rest and self._queued is None:
-                self._read(t0, t1, buckets, rest, [])
+                self._read(t0, t1, buckets, rest[:REST_CHUNK], rest[REST_CHUNK:])
             else:
                 self._next()
 
