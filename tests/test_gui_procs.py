@@ -1016,6 +1016,9 @@ def test_testbed_migrate_from_the_migrator_and_home_again(qtbot, tb_box: ProcBox
     assert res is not None and res.ok, (m.last_message, res)
     assert m.key[0] == 2, (res, m.last_message)
     qtbot.waitUntil(lambda: tb_box.model.get(m.key) is not None, timeout=20000)
+    # the restored process can be listed one sample before the target's agent has its job record
+    # (then it reads as a local process of node 2): its job fields follow as a change
+    qtbot.waitUntil(lambda: tb_box.model.index(tb_box.model.row_of(m.key), COL_NODE).data() == "2", timeout=10000)
     row = tb_box.model.row_of(m.key)
     assert tb_box.model.index(row, COL_NODE).data() == "2"  # runs on node 2 …
     assert tb_box.model.index(row, COL_HOME).data() == "1"  # … away from home node 1
