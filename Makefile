@@ -12,7 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# Bytecode for our own packages, written here because nothing else may write it (PYTHONDONTWRITEBYTECODE):
+# compiling them at every start would cost omctl a third of its time. Only changed files are recompiled.
 venv: $(STAMP)
+	$(BIN)/python -m compileall -q omview omprocs omcollector omanalyzer ommigmon > /dev/null
 
 system-run:
 	bash scripts/setup-system.sh run

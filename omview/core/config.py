@@ -22,12 +22,8 @@ Map rules we chose where the HOWTO is silent:
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
-import socket
-import tempfile
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +161,8 @@ def _is_number(text: str) -> bool:
 
 def _address_kind(text: str) -> str | None:
     """"ipv4", "ipv6", "host", or None when the text is none of them."""
+    import ipaddress  # here and below: omctl talking to a running hub reads no map and pays for none of these
+
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
@@ -180,6 +178,8 @@ def _address_kind(text: str) -> str | None:
 
 def _address_key(text: str) -> str:
     """Compare addresses by meaning: IPs normalized, host names case-insensitive."""
+    import ipaddress
+
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -439,6 +439,8 @@ def _node_options(check: _Checker, prefix: str, table: Mapping[str, Any]) -> dic
 
 def parse_settings(text: str, source: str, base_dir: str | os.PathLike[str] | None = None) -> ClusterConfig:
     """Parse our TOML settings; `base_dir` (default: the folder of `source`) anchors relative paths."""
+    import tomllib
+
     base = Path(base_dir) if base_dir is not None else Path(source).absolute().parent
     try:
         data = tomllib.loads(text)
@@ -535,7 +537,7 @@ def load_map_cluster(path: str | os.PathLike[str]) -> ClusterConfig:
 
 
 def _local_node() -> NodeConfig:
-    return NodeConfig(id=1, address=LOCAL, name=socket.gethostname(), transport=LOCAL)
+    return NodeConfig(id=1, address=LOCAL, name=os.uname().nodename, transport=LOCAL)
 
 
 def default_cluster() -> ClusterConfig:
@@ -659,6 +661,8 @@ def save_cluster(config: ClusterConfig, path: str | os.PathLike[str]) -> None:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     text = dump_settings(config)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
