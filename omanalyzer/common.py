@@ -140,7 +140,7 @@ class HistoryDoc(QObject):
             self.opening = None
             self.failed.emit(str(path), describe(exc))
 
-        self.reader_pool.submit(work, on_done=done, on_error=error)
+        self.reader_pool.submit(work, on_done=done, on_error=error, context=self)  # a closed window gets nothing
 
     def refresh_info(self, on_done: Callable[[HistoryInfo], None]) -> None:
         """Re-read span, nodes and checkpoints (the live history grows)."""
@@ -177,7 +177,7 @@ class HistoryDoc(QObject):
             else:
                 self.readFailed.emit(describe(exc))
 
-        self.reader_pool.submit(fn, reader, on_done=done, on_error=error)
+        self.reader_pool.submit(fn, reader, on_done=done, on_error=error, context=self)
 
     def heavy(self, fn: Callable[[HistoryReader], Any], on_done: Callable[[Any], None],
               on_error: Callable[[BaseException], None], context: QObject | None = None) -> None:
@@ -190,7 +190,7 @@ class HistoryDoc(QObject):
             with HistoryReader(src.path) as r:
                 return fn(r)
 
-        self.heavy_pool.submit(work, on_done=on_done, on_error=on_error, context=context)
+        self.heavy_pool.submit(work, on_done=on_done, on_error=on_error, context=context or self)
 
     def close(self) -> None:
         self.generation += 1

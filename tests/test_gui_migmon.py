@@ -277,6 +277,12 @@ def test_wheel_zooms_background_drag_pans_double_click_makes_main(  # type: igno
                      Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
     QApplication.sendEvent(vp, ev)
     assert view.transform().m11() > z0 * 1.3 and view.user_zoomed
+    # once more, so the scene overflows the view both ways whatever the window's shape (the hand
+    # pans only what overflows: one step left it fitting across in one run)
+    QApplication.sendEvent(vp, QWheelEvent(QPointF(empty), QPointF(vp.mapToGlobal(empty)), QPoint(), QPoint(0, 240),
+                                           Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                                           Qt.ScrollPhase.NoScrollPhase, False))
+    assert view.horizontalScrollBar().maximum() > 0 and view.verticalScrollBar().maximum() > 0
     centre0 = view.mapToScene(vp.rect().center())
     QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, empty)
     for k in range(1, 6):
