@@ -19,15 +19,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -44,23 +42,8 @@ from omview.core.testbed import Testbed
 from omview.gui import theme
 from tests.gui_helpers import screenshot
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("qsettings_sandbox")]
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_settings() -> Iterator[None]:
-    """QSettings (the recent list) live in a temporary folder, never in the developer's ~/.config."""
-    with tempfile.TemporaryDirectory(prefix="omanalyzer-qsettings-") as d:
-        QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, d)
-        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, d)
-        yield
-
-
-@pytest.fixture
-def light(qapp: QApplication) -> QApplication:
-    theme.apply_theme(qapp, "light")
-    return qapp
 
 
 @pytest.fixture(scope="module")

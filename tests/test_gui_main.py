@@ -14,13 +14,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -49,23 +48,8 @@ from omview.gui.nodemodel import (
 from omview.gui.workers import Workers
 from tests.gui_helpers import SimSetup, StallMeter, pump, screenshot, sim_cluster
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("qsettings_sandbox")]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_settings() -> Iterator[None]:
-    """QSettings of the tests live in a temporary folder, never in the developer's ~/.config."""
-    with tempfile.TemporaryDirectory(prefix="omview-qsettings-") as d:
-        QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, d)
-        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, d)
-        yield
-
-
-@pytest.fixture
-def light(qapp: QApplication) -> QApplication:
-    theme.apply_theme(qapp, "light")
-    return qapp
 
 
 @pytest.fixture

@@ -746,7 +746,12 @@ class Balancer:
                 kw["stream"] = False
             r = self.cluster.migrate(mv.node, mv.pid, mv.target, start=mv.start, automatic=True, **kw)
         except Exception as exc:  # an engine bug or a hub that went away: the journal settles it
-            log.exception("balancer: migration of %s failed", mv.ref)
+            from omview.core.session import AgentError
+
+            if isinstance(exc, AgentError):  # e.g. the job ended between the plan and its move: one line
+                log.warning("balancer: did not move %s: %s", mv.ref, exc)
+            else:
+                log.exception("balancer: migration of %s failed", mv.ref)
             out = MoveOutcome(mv, False, str(exc))
         else:
             phases = getattr(r, "timings", None) or {}
