@@ -182,6 +182,7 @@ def test_three_real_apps_share_one_hub_survive_kill_9_and_see_each_others_migrat
         assert mig.scene.item(1, job["pid"]) is None
         qtbot.waitUntil(lambda: box.model.get((2, moved.pid, moved.start)) is not None
                         and box.model.get((1, job["pid"], job["start"])) is None, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: not mig.scene.travels, timeout=WAIT_MS)  # the square has landed at penguin 2
         mig.fit()
         for w, name in ((main, "hub_omview"), (box, "hub_omprocs"), (mig, "hub_ommigmon")):
             path = screenshot(w, name)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from omview.core.transport import Transport
 
 # The sessions, their I/O loop and transports are imported when a Cluster is made, not here:
-# `open_cluster` and `Waiting` are also what a hub client needs, and `omctl status` through the
+# `open_cluster` and `ClusterBase` are also what a hub client needs, and `omctl status` through the
 # session hub should not pay for SSH machinery it never uses (docs/architecture.md, Session hub).
 
 log = logging.getLogger("omview.cluster")
@@ -37,8 +37,10 @@ Listener = Callable[["Event"], None]
 _NOT_CONNECTED = NodeState(0, "").reason
 
 
-class Waiting:
-    """`wait_until`/`wait_ready` of both clusters (`Cluster`, `HubCluster`).
+class ClusterBase:
+    """What both clusters (`Cluster`, `HubCluster`) share: reading the node states and process
+    tables under the lock (copies of states; rows are shared, being replaced and never mutated),
+    and `wait_until`/`wait_ready`.
 
     The predicate runs WITHOUT the cluster's lock, so it may read the cluster any way an app
     does (`snapshot()`, `nodes()`, `processes()`): `Cluster.snapshot` needs the I/O thread, which
@@ -82,8 +84,45 @@ class Waiting:
 
         return self.wait_until(ready, timeout)
 
+    # ------------------------------------------------------------ reading (both clusters)
+    config: ClusterConfig
 
-class Cluster(Waiting):
+    def node_ids(self) -> list[int]:
+        return [n.id for n in self.config.nodes]
+
+    def node(self, node_id: int) -> NodeState:
+        """A copy of one node's state, without its process table (see `processes`)."""
+        with self._lock:
+            st = self._states.get(node_id)
+            if st is None:
+                raise KeyError(f"no node {node_id} in {self.config.source or 'the cluster'}")
+            return _copy_state(st)
+
+    def nodes(self) -> list[NodeState]:
+        with self._lock:
+            return [_copy_state(self._states[n.id]) for n in self.config.nodes]
+
+    def processes(self, node_id: int | None = None) -> list[tuple[int, ProcInfo]]:
+        """(node id, process) pairs. ProcInfo objects are replaced, never mutated, so sharing is safe."""
+        with self._lock:
+            ids = [node_id] if node_id is not None else self.node_ids()
+            return [(i, p) for i in ids for p in self._states[i].procs.values()]
+
+    def process(self, node_id: int, pid: int) -> ProcInfo | None:
+        with self._lock:
+            for p in self._states[node_id].procs.values():
+                if p.pid == pid:
+                    return p
+        return None
+
+    def process_rows(self, node_id: int, keys: Iterable[tuple[int, int]]) -> list[ProcInfo | None]:
+        """The current rows of these (pid, start) keys of one node, None where a key is gone."""
+        with self._lock:
+            table = self._states[node_id].procs
+            return [table.get(k) for k in keys]
+
+
+class Cluster(ClusterBase):
     def __init__(
         self,
         config: ClusterConfig,
@@ -180,34 +219,6 @@ class Cluster(Waiting):
                 log.exception("listener failed on %s", event.kind)
 
     # ------------------------------------------------------------ reading
-    def node_ids(self) -> list[int]:
-        return [n.id for n in self.config.nodes]
-
-    def node(self, node_id: int) -> NodeState:
-        """A copy of one node's state, without its process table (see `processes`)."""
-        with self._lock:
-            st = self._states.get(node_id)
-            if st is None:
-                raise KeyError(f"no node {node_id} in {self.config.source or 'the cluster'}")
-            return _copy_state(st)
-
-    def nodes(self) -> list[NodeState]:
-        with self._lock:
-            return [_copy_state(self._states[n.id]) for n in self.config.nodes]
-
-    def processes(self, node_id: int | None = None) -> list[tuple[int, ProcInfo]]:
-        """(node id, process) pairs. ProcInfo objects are replaced, never mutated, so sharing is safe."""
-        with self._lock:
-            ids = [node_id] if node_id is not None else self.node_ids()
-            return [(i, p) for i in ids for p in self._states[i].procs.values()]
-
-    def process(self, node_id: int, pid: int) -> ProcInfo | None:
-        with self._lock:
-            for p in self._states[node_id].procs.values():
-                if p.pid == pid:
-                    return p
-        return None
-
     def session(self, node_id: int) -> Session:
         return self._sessions[node_id]
 
@@ -247,12 +258,6 @@ class Cluster(Waiting):
         if failed:
             raise failed[0]
         return out
-
-    def process_rows(self, node_id: int, keys: Iterable[tuple[int, int]]) -> list[ProcInfo | None]:
-        """The current rows of these (pid, start) keys of one node, None where a key is gone."""
-        with self._lock:
-            table = self._states[node_id].procs
-            return [table.get(k) for k in keys]
 
     # ------------------------------------------------------------ requests
     def request(self, node_id: int, op: str, args: dict[str, Any] | None = None) -> Future[Any]:

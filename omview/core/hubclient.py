@@ -25,13 +25,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from omview.core.cluster import Waiting, _copy_state
+from omview.core.cluster import ClusterBase, _copy_state
 from omview.core.config import ClusterConfig, NodeConfig
 from omview.core.hub import (
     HUB_PROTOCOL,
@@ -120,7 +120,7 @@ class _Pending:
     sent_gen: int = -1  # link generation it was sent on; -1 = waiting for a link
 
 
-class HubCluster(Waiting):
+class HubCluster(ClusterBase):
     """A cluster served by the session hub. See `omview.core.cluster.ClusterLike`.
 
     `autostart`: start a hub (detached) when none answers; `hub_command`: the argv that starts
@@ -666,38 +666,7 @@ class HubCluster(Waiting):
 
         return unsubscribe
 
-    # ------------------------------------------------------------ reading (as Cluster)
-    def node_ids(self) -> list[int]:
-        return [n.id for n in self.config.nodes]
-
-    def node(self, node_id: int) -> NodeState:
-        with self._lock:
-            st = self._states.get(node_id)
-            if st is None:
-                raise KeyError(f"no node {node_id} in {self.config.source or 'the cluster'}")
-            return _copy_state(st)
-
-    def nodes(self) -> list[NodeState]:
-        with self._lock:
-            return [_copy_state(self._states[i]) for i in self.node_ids()]
-
-    def processes(self, node_id: int | None = None) -> list[tuple[int, ProcInfo]]:
-        with self._lock:
-            ids = [node_id] if node_id is not None else self.node_ids()
-            return [(i, p) for i in ids for p in self._states[i].procs.values()]
-
-    def process(self, node_id: int, pid: int) -> ProcInfo | None:
-        with self._lock:
-            for p in self._states[node_id].procs.values():
-                if p.pid == pid:
-                    return p
-        return None
-
-    def process_rows(self, node_id: int, keys: Iterable[tuple[int, int]]) -> list[ProcInfo | None]:
-        with self._lock:
-            table = self._states[node_id].procs
-            return [table.get(k) for k in keys]
-
+    # ------------------------------------------------------------ reading (the rest is in ClusterBase)
     def snapshot(self, then: Callable[[], None] | None = None, timeout: float = 5.0) -> list[NodeState]:
         with self._emit_lock, self._lock:
             out = []
