@@ -93,6 +93,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.testbed)
 
 
+# ---------------------------------------------------------------- session hub
+
+
+@pytest.fixture
+def hubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A private runtime folder for session hubs (tests.test_hub.Hubs); every hub started in it is
+    ended by its PID afterwards."""
+    import tempfile
+
+    from tests.test_hub import Hubs
+
+    # short and private (mkdtemp: 0700, unpredictable name): Unix socket paths are limited to 107 bytes
+    root = Path(tempfile.mkdtemp(prefix="omh"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(root))
+    monkeypatch.setenv("OMVIEW_HUB_IDLE", "30")
+    h = Hubs(root)
+    try:
+        yield h
+    finally:
+        h.end_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- gui
 
 # Qt is imported inside the fixtures, so the core's tests still run without it.

@@ -13,17 +13,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from omview.core import balancer as bal
-from omview.core import criu as criu_mod
 from omview.core import testbed as tbmod
 from omview.core.cluster import Cluster
-from omview.core.config import load_cluster
 from omview.core.testbed import Testbed
+from tests.criu_helpers import criu_or_skip, host_copies, open_criu_cluster
 
 DEADLINE = 180.0
 
@@ -35,51 +33,16 @@ def awk_job(marker: str, outer: int = 1_000_000) -> list[str]:
 
 @pytest.fixture(scope="module")
 def criu_path() -> str:
-    path = criu_mod.find_criu()
-    st = criu_mod.probe(path, features=False)
-    if not st.ready:
-        pytest.skip(f"no working criu here: {st.reason}")
-    assert path is not None
-    return path
-
-
-def open_cluster(testbed: Testbed, criu_path: str) -> Cluster:
-    config = load_cluster(str(testbed.cluster_file))
-    for n in config.nodes:
-        n.criu = criu_path
-    c = Cluster(config).start()
-    ok = c.wait_until(lambda: all(n.up and n.sample is not None and n.sample.criu for n in c.nodes()), 60)
-    assert ok, [(n.id, n.reason) for n in c.nodes()]
-    return c
+    return criu_or_skip()
 
 
 @pytest.fixture(scope="module")
 def cluster(testbed: Testbed, criu_path: str) -> Iterator[Cluster]:
-    c = open_cluster(testbed, criu_path)
+    c = open_criu_cluster(testbed, criu_path)
     try:
         yield c
     finally:
         c.stop()
-
-
-def host_copies(marker: str) -> list[tuple[int, str]]:
-    """(host PID, state) of every live process on the machine whose command line holds the marker
-    (the `unshare` parents left out): the copies of the jobs across all nodes."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        if marker.encode() not in argv or argv[0].endswith(b"unshare"):
-            continue
-        state = stat.rsplit(")", 1)[1].split()[0]
-        if state not in ("Z", "X"):
-            out.append((int(name), state))
-    return out
 
 
 @pytest.fixture

@@ -32,11 +32,11 @@ from ommigmon.items import Balloon, PenguinItem, ProcItem, penguin_renderer, rin
 from ommigmon.scene import GUEST_R0, MAIN_R0, MAIN_STEP
 from ommigmon.window import MigmonWindow
 from omprocs import actions
-from omview.core import criu as criu_mod
 from omview.core import migration
 from omview.core.cluster import Cluster
 from omview.core.config import load_cluster
 from omview.core.testbed import Testbed
+from tests.criu_helpers import criu_or_skip
 from tests.gui_helpers import SimSetup, pump, screenshot, sim_cluster
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("qsettings_sandbox")]
@@ -304,18 +304,9 @@ MEMORY = ("import os, time\nbuf = bytearray(os.urandom(1 << 20)) * 96\nprint('up
           "while True:\n    time.sleep(0.2)\n")
 
 
-def _criu_or_skip() -> str:
-    path = criu_mod.find_criu()
-    st = criu_mod.probe(path, features=False)
-    if not st.ready:
-        pytest.skip(f"no working criu here: {st.reason}")
-    assert path is not None
-    return path
-
-
 def criu_cluster_file(testbed: Testbed) -> str:
     path = testbed.cluster_file.with_name("cluster-migmon.toml")
-    crit = _criu_or_skip()
+    crit = criu_or_skip()
     path.write_text(testbed.cluster_file.read_text().replace("[[node]]\n", f"[[node]]\ncriu = {json.dumps(crit)}\n"))
     return str(path)
 

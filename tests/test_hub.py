@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -103,20 +102,6 @@ class Hubs:
             except psutil.Error:
                 pass
         return out
-
-
-@pytest.fixture
-def hubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hubs]:
-    # short and private (mkdtemp: 0700, unpredictable name): Unix socket paths are limited to 107 bytes
-    root = Path(tempfile.mkdtemp(prefix="omh"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(root))
-    monkeypatch.setenv("OMVIEW_HUB_IDLE", "30")
-    h = Hubs(root)
-    try:
-        yield h
-    finally:
-        h.end_all()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def sim_config() -> Any:

@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,12 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtCore import QTimer  # noqa: E402
 
-from omview.core import criu as criu_mod  # noqa: E402
 from omview.core import hub as hubmod  # noqa: E402
 from omview.core.cluster import Cluster, open_cluster  # noqa: E402
 from omview.core.config import load_cluster  # noqa: E402
 from omview.core.hubclient import HubCluster  # noqa: E402
 from omview.core.testbed import Testbed  # noqa: E402
+from tests.criu_helpers import criu_or_skip  # noqa: E402
 from tests.gui_helpers import screenshot  # noqa: E402
 from tests.test_hub import Hubs, agent_pids, pid_alive, stable, wait_for  # noqa: E402
 
@@ -39,27 +38,8 @@ WAIT_MS = 60000  # real agents and CRIU on a loaded 2-core machine
 JOB = "import time\nwhile True:\n    time.sleep(0.2)\n"
 
 
-@pytest.fixture
-def hubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hubs]:
-    import shutil
-    import tempfile
-
-    root = Path(tempfile.mkdtemp(prefix="omhg"))  # short: Unix socket paths are limited to 107 bytes
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(root))
-    monkeypatch.setenv("OMVIEW_HUB_IDLE", "30")
-    h = Hubs(root)
-    try:
-        yield h
-    finally:
-        h.end_all()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def criu_config_file(testbed: Testbed) -> Path:
-    path = criu_mod.find_criu()
-    st = criu_mod.probe(path, features=False)
-    if not st.ready or path is None:
-        pytest.skip(f"no working criu here: {st.reason}")
+    path = criu_or_skip()
     out = testbed.cluster_file.with_name("cluster-hubgui.toml")
     out.write_text(testbed.cluster_file.read_text().replace("[[node]]\n", f"[[node]]\ncriu = {json.dumps(path)}\n"))
     return out

@@ -22,13 +22,12 @@ from typing import Any
 import pytest
 
 from omview.core import agent as agent_mod
-from omview.core import criu as criu_mod
 from omview.core import jobs, migration
 from omview.core import testbed as tbmod
 from omview.core.cluster import Cluster
-from omview.core.config import load_cluster
 from omview.core.model import AdminState, NodeSample, NodeState
 from omview.core.testbed import Testbed
+from tests.criu_helpers import criu_or_skip, host_copies, open_criu_cluster
 
 DEADLINE = 60.0
 
@@ -131,59 +130,18 @@ def test_local_transport_bulk_channel_is_a_real_pipe() -> None:
 # ---------------------------------------------------------------- the real thing
 
 
-def _criu_or_skip() -> str:
-    path = criu_mod.find_criu()
-    st = criu_mod.probe(path, features=False)
-    if not st.ready:
-        pytest.skip(f"no working criu here: {st.reason}")
-    assert path is not None
-    return path
-
-
 @pytest.fixture(scope="module")
 def criu_path() -> str:
-    return _criu_or_skip()
-
-
-def _open(testbed: Testbed, criu_path: str, **per_node: str) -> Cluster:
-    config = load_cluster(str(testbed.cluster_file))
-    for n in config.nodes:
-        n.criu = per_node.get(f"n{n.id}", criu_path)
-    c = Cluster(config).start()
-    ok = c.wait_until(lambda: all(n.up and n.sample is not None and n.sample.criu for n in c.nodes()), 60)
-    assert ok, [(n.id, n.reason) for n in c.nodes()]
-    return c
+    return criu_or_skip()
 
 
 @pytest.fixture(scope="module")
 def cluster(testbed: Testbed, criu_path: str) -> Iterator[Cluster]:
-    c = _open(testbed, criu_path)
+    c = open_criu_cluster(testbed, criu_path)
     try:
         yield c
     finally:
         c.stop()
-
-
-def host_copies(marker: str) -> list[tuple[int, str]]:
-    """(host PID, state) of every process on the machine running the job with this marker
-    (the `unshare` parents and zombies left out): the copies across all nodes."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        if marker.encode() not in b" ".join(argv) or argv[0].endswith(b"unshare"):
-            continue
-        if int(name) == os.getpid():
-            continue
-        state = stat.rsplit(")", 1)[1].split()[0]
-        if state not in ("Z", "X"):
-            out.append((int(name), state))
-    return out
 
 
 def wait_one_running(marker: str, timeout: float = DEADLINE) -> int:
@@ -481,7 +439,7 @@ def test_pid_in_use_on_target_is_refused_for_a_process_without_its_own_namespace
 
 
 def test_criu_not_ready_on_the_target_is_refused(testbed: Testbed, criu_path: str, marker: str) -> None:
-    c = _open(testbed, criu_path, n3="/nonexistent/criu")
+    c = open_criu_cluster(testbed, criu_path, n3="/nonexistent/criu")
     try:
         s3 = c.node(3).sample
         assert s3 is not None and s3.criu == "unavailable: criu not found at the configured path /nonexistent/criu"
@@ -664,7 +622,7 @@ def omctl(testbed: Testbed, *args: str, timeout: float = 120) -> subprocess.Comp
 def _criu_cluster_file(testbed: Testbed) -> str:
     """The testbed's cluster file with `criu = PATH` for every node (nodes have their own HOME)."""
     path = testbed.cluster_file.with_name("cluster-criu.toml")
-    crit = _criu_or_skip()
+    crit = criu_or_skip()
     text = testbed.cluster_file.read_text().replace("[[node]]\n", f"[[node]]\ncriu = {json.dumps(crit)}\n")
     path.write_text(text)
     return str(path)
@@ -731,7 +689,7 @@ def test_omctl_expel_and_bring(cluster: Cluster, testbed: Testbed, marker: str) 
 def test_interrupted_migration_is_resolved_on_reconnect(cluster: Cluster, testbed: Testbed, marker: str) -> None:
     """The workstation vanishes after the dump: the next cluster finds the journal and resumes."""
     job = start_job(cluster, 1, COUNTER, marker, ready="2 ")
-    c = _open(testbed, _criu_or_skip())
+    c = open_criu_cluster(testbed, criu_or_skip())
     try:
         stop_here = threading.Event()
 
@@ -745,7 +703,7 @@ def test_interrupted_migration_is_resolved_on_reconnect(cluster: Cluster, testbe
         assert [s for _, s in host_copies(marker)] == ["T"]  # dumped and left stopped
     finally:
         c.stop()
-    c = _open(testbed, _criu_or_skip())  # its Resolver sweeps node 1 when it comes up
+    c = open_criu_cluster(testbed, criu_or_skip())  # its Resolver sweeps node 1 when it comes up
     try:
         wait_one_running(marker)
         assert not c.call(1, "mig_pending")["pending"]
@@ -813,7 +771,7 @@ def _journal(c: Cluster, node: int, mid: str) -> dict[str, Any]:
 def test_the_source_resumes_by_itself_when_the_workstation_vanishes(testbed: Testbed, marker: str) -> None:
     """No handover within the hold: the source agent runs the copy again, with no workstation left
     to resolve anything (its agent lingers after the EOF for that)."""
-    c = _open(testbed, _criu_or_skip())
+    c = open_criu_cluster(testbed, criu_or_skip())
     mids: list[str] = []
     try:
         job = start_job(c, 1, COUNTER, marker, ready="2 ")

@@ -10,7 +10,8 @@ from omview.core import agent as agent_mod
 from omview.core.cluster import Cluster
 from omview.core.session import Event
 from omview.core.testbed import Testbed
-from tests.test_migration import SLEEPER, _open, cluster, criu_path, marker, start_job, wait_one_running
+from tests.criu_helpers import open_criu_cluster
+from tests.test_migration import SLEEPER, cluster, criu_path, marker, start_job, wait_one_running
 
 __all__ = ["cluster", "criu_path", "marker"]  # module fixtures shared with test_migration
 
@@ -29,7 +30,7 @@ def test_journal_event_shape() -> None:
 def test_a_move_made_elsewhere_is_heard_by_another_session(
     cluster: Cluster, testbed: Testbed, criu_path: str, marker: str
 ) -> None:
-    watcher = _open(testbed, criu_path)  # stands for the collector: sessions of its own
+    watcher = open_criu_cluster(testbed, criu_path)  # stands for the collector: sessions of its own
     heard: list[Event] = []
     samples: list[int] = []
 
