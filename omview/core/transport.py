@@ -565,10 +565,16 @@ class SshTransport(Transport):
             else:
                 h(_SshBulk(ch, False))
 
+        # and one global request at a time: paramiko keeps one reply slot per connection, so two
+        # forwards asked for at once could read each other's reply (or none: port 0)
+        asking: threading.Lock = t.__dict__.setdefault("_omview_forward_lock", threading.Lock())
         try:
-            port = int(t.request_port_forward("127.0.0.1", 0, dispatch))
+            with asking:
+                port = int(t.request_port_forward("127.0.0.1", 0, dispatch) or 0)
         except Exception as exc:
             raise TransportError("unreachable", f"{self.node.address}: port forwarding refused: {exc}") from None
+        if not 0 < port < 65536:
+            raise TransportError("unreachable", f"{self.node.address}: port forwarding gave no port ({port})")
         handlers[port] = handler
 
         def cancel() -> None:
