@@ -366,7 +366,9 @@ def test_new_threads_are_not_taken_for_processes(agents, tmp_path: Path) -> None
     it) and must not become a process. In a PID namespace of its own nothing else takes PIDs."""
     a = agents(prefix=["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
     assert a.next_message(time.monotonic() + DEADLINE)["type"] == "hello"
-    a.ok("start", interval=0.1, state_dir=str(tmp_path / "state"))
+    # a criu that is not there: the start-up probe of a real one runs criu (and its features) in
+    # this namespace for seconds, and those processes would be counted with the ones under test
+    a.ok("start", interval=0.1, state_dir=str(tmp_path / "state"), criu=str(tmp_path / "no-criu"))
     a.wait_sample(lambda s: s["node"]["nprocs"] == 1, "the agent alone")
     inner = psutil.Process(a.proc.pid).children()
     assert len(inner) == 1
