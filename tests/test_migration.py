@@ -287,6 +287,32 @@ def test_counter_keeps_counting_through_node1_node2_and_home(cluster: Cluster, m
     wait_one_running(marker)
 
 
+def test_criu_runs_ahead_of_the_nodes_work_where_the_agent_may_renice() -> None:
+    """A frozen process waits for CRIU: its runs get CRIU_NICE (the agent is root here)."""
+    out = subprocess.run([sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+                         capture_output=True, text=True, check=True, preexec_fn=agent_mod._criu_priority)
+    assert int(out.stdout) == agent_mod.CRIU_NICE < 0
+
+
+def test_a_moved_process_keeps_its_own_niceness_not_criu_s(cluster: Cluster, marker: str) -> None:
+    job = start_job(cluster, 1, SLEEPER, marker)
+    agent_pid = int(cluster.session(1).agent_info["pid"])
+    # the agent runs ahead of the node's work (root here), the jobs it starts at its start-up niceness
+    assert cluster.wait_until(lambda: (a := cluster.process(1, agent_pid)) is not None
+                              and a.nice == agent_mod.AGENT_NICE, 20), cluster.process(1, agent_pid)
+    first = cluster.process(1, job["pid"])
+    assert first is not None and first.nice == 0, first
+    cluster.renice(1, job["pid"], 7, job["start"])
+    assert cluster.wait_until(lambda: (q := cluster.process(1, job["pid"])) is not None and q.nice == 7, 20)
+    r = migration.migrate(cluster, 1, job["pid"], 2)
+    assert r.ok, r
+    assert cluster.wait_until(lambda: cluster.process(2, r.new_pid or 0) is not None, 20)
+    p = cluster.process(2, r.new_pid or 0)
+    assert p is not None and p.nice == 7, p
+    ((pid, _state),) = host_copies(marker)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == 7
+
+
 def test_256_mib_job_keeps_its_memory(cluster: Cluster, marker: str, tmp_path: Path) -> None:
     trigger = str(tmp_path / "check")
     job = start_job(cluster, 1, memory_job(256), marker, trigger, ready="sum ")

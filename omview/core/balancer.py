@@ -682,9 +682,9 @@ class Balancer:
         """The round's moves, started in plan order, up to `policy.parallel` at once and up to
         `policy.per_target` into one target at once (a move is mostly waiting for CRIU and the link,
         and until the moves are done the source carries every job; on a busy source the dumps
-        compete with the jobs for its CPU, and a job frozen for its dump no longer does). Moves done
-        at the same time send their images as files: two page-server streams from one source at
-        once fail in the engine today (the second tunnel is refused), files do not."""
+        compete with the jobs for its CPU, and a job frozen for its dump no longer does). Each move
+        streams its pages to its target's page server like a single one: writing images on a busy
+        source and sending them as files after the dump costs that source CPU it does not have."""
         moves = list(moves)
         out: list[MoveOutcome | None] = [None] * len(moves)
         per_target = max(1, self.policy.per_target)
@@ -710,7 +710,7 @@ class Balancer:
                     pending.remove(i)
                     running[moves[i].target] = running.get(moves[i].target, 0) + 1
                 try:
-                    out[i] = self._do(moves[i], stream=False)
+                    out[i] = self._do(moves[i])
                 finally:
                     with cv:
                         running[moves[i].target] -= 1
@@ -723,7 +723,7 @@ class Balancer:
             t.join()
         return [o for o in out if o is not None]
 
-    def _do(self, mv: Move, stream: bool = True) -> MoveOutcome:
+    def _do(self, mv: Move) -> MoveOutcome:
         if self._stop.is_set():
             return MoveOutcome(mv, False, "the balancer was stopped", skipped=True)
         for n in (mv.node, mv.target):
@@ -741,10 +741,7 @@ class Balancer:
                 "key": mv.key, "time": self.clock()}))
         t0 = time.monotonic()
         try:
-            kw = dict(self.migrate_kw)
-            if not stream:
-                kw["stream"] = False
-            r = self.cluster.migrate(mv.node, mv.pid, mv.target, start=mv.start, automatic=True, **kw)
+            r = self.cluster.migrate(mv.node, mv.pid, mv.target, start=mv.start, automatic=True, **self.migrate_kw)
         except Exception as exc:  # an engine bug or a hub that went away: the journal settles it
             from omview.core.session import AgentError
 
