@@ -15,19 +15,30 @@ from omview.core.config import ClusterConfig, NodeConfig
 from omview.core.session import AgentError
 
 
-def local_cluster(tmp_path: Path, **node_kw: object) -> Cluster:
+def local_cluster(tmp_path: Path, lazy: bool = False, **node_kw: object) -> Cluster:
     node = NodeConfig(id=1, address="local", transport="local", state_dir=str(tmp_path / "state"), **node_kw)  # type: ignore[arg-type]
-    return Cluster(ClusterConfig(nodes=[node], interval=0.5, source="test")).start()
+    return Cluster(ClusterConfig(nodes=[node], interval=0.5, source="test"), lazy_samples=lazy).start()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path):
-    c = local_cluster(tmp_path)
+def _started(tmp_path: Path, lazy: bool):
+    c = local_cluster(tmp_path, lazy=lazy)
     try:
         assert c.wait_until(lambda: c.node(1).up, 20), c.node(1).reason
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture(params=[False, True], ids=["eager", "lazy"])
+def cluster(tmp_path: Path, request: pytest.FixtureRequest):
+    """Both ways a session takes samples: decoded as they come (apps), or stored and decoded
+    when read (the session hub): every reading test must hold for both."""
+    yield from _started(tmp_path, request.param)
+
+
+@pytest.fixture
+def eager_cluster(tmp_path: Path):
+    yield from _started(tmp_path, False)
 
 
 @pytest.fixture
@@ -145,7 +156,8 @@ def test_missing_psutil_is_named_with_the_package_to_install(tmp_path: Path) -> 
         c.stop()
 
 
-def test_events_reach_subscribers_in_order(cluster: Cluster, sleeper) -> None:
+def test_events_reach_subscribers_in_order(eager_cluster: Cluster, sleeper) -> None:
+    cluster = eager_cluster
     seen: list[str] = []
     news: list[tuple[int, int]] = []
 
@@ -161,3 +173,46 @@ def test_events_reach_subscribers_in_order(cluster: Cluster, sleeper) -> None:
     unsubscribe()
     assert "sample" in seen
     assert any(k[0] == p.pid for k in news)
+
+
+def test_a_lazy_session_passes_lines_on_and_decodes_them_when_read(tmp_path: Path, sleeper) -> None:
+    """The hub's sessions: a sample Event carries the agent's line, undecoded; readers see the
+    state the lines make, and the stored lines stay few even when nobody reads."""
+    from omview.core.session import LAZY_BATCH
+
+    c = local_cluster(tmp_path, lazy=True)
+    raws: list[bytes] = []
+    decoded: list[object] = []
+
+    def on_event(ev) -> None:
+        if ev.kind == "sample":
+            raws.append(ev.raw)
+            decoded.append(ev.sample)
+
+    unsubscribe = c.subscribe(on_event)
+    try:
+        assert c.wait_until(lambda: len(raws) >= 3, 20)
+        assert all(r.startswith(b'{"type":"sample",') and b"\n" not in r for r in raws)
+        assert decoded[:3] == [None, None, None]
+        session = c.session(1)
+        assert session._raw  # stored, not decoded: no reader asked yet
+        p = sleeper()
+        assert c.wait_until(lambda: c.process(1, p.pid) is not None, 10)
+        assert not session._raw  # the read decoded them
+        st = c.node(1)
+        assert st.sample is not None and st.sample.hostname == os.uname().nodename
+        # unread, the lines are decoded in batches: never more than LAZY_BATCH are kept
+        p.kill()
+        p.wait()
+        n = len(raws)
+        deadline = time.monotonic() + 60
+        while len(raws) < n + LAZY_BATCH + 2 and time.monotonic() < deadline:
+            assert len(session._raw) < LAZY_BATCH
+            time.sleep(0.05)
+        assert len(raws) >= n + LAZY_BATCH + 2
+        assert 0 < len(session._raw) < LAZY_BATCH
+        with c._lock:  # straight from the state, no reader's settle: the batch was applied
+            assert all(k[0] != p.pid for k in c._states[1].procs)
+    finally:
+        unsubscribe()
+        c.stop()

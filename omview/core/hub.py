@@ -34,7 +34,6 @@ import struct
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
@@ -55,10 +54,15 @@ HUB_PROTOCOL = 2
 #: Seconds the hub stays after its last app left.
 DEFAULT_IDLE = 60.0
 ENV_IDLE = "OMVIEW_HUB_IDLE"
-#: Events are sent in batches, at most this late: each app wakes four times a second, not once per
-#: node sample (measured at 50 nodes: an app's reader thread 0.4 % of a core at 0.1 s, 0.25 % at
-#: 0.25 s; most of it waking up). Still finer than the 1 s sample interval. Replies go at once.
-FLUSH_DELAY = 0.25
+#: Samples are sent in batches, at most this late: each app wakes once a second (its display's
+#: pace), not once per node sample (measured at 50 nodes, an app's reader thread: 0.4 % of a core
+#: at 0.1 s, 0.28 % at 0.25 s, 0.17 % at 1 s; most of it waking up). Every other event (up, down,
+#: a migration's progress) and every reply goes at once, with the samples queued before it.
+FLUSH_DELAY = 1.0
+#: The hub reads its agents' streams at most this often while no reply is awaited: reading more
+#: often than it forwards gains nothing (IoLoop.set_batching). Under a second, so a node's
+#: silence is still seen in time (two missed samples).
+HUB_READ_GAP = 0.5
 #: An app this far behind is dropped; it reattaches and gets a fresh snapshot.
 MAX_BACKLOG = 64 * 1024 * 1024
 MAX_REQUEST_LINE = 16 * 1024 * 1024
@@ -67,10 +71,6 @@ PARK_MAX = 15.0
 _NOT_YET = NodeState(0, "").reason
 #: Unix socket paths are limited to 107 bytes.
 MAX_SOCKET_PATH = 107
-#: How an agent's sample line starts (omview.core.agent: json.dumps of {"type": "sample", ...}).
-SAMPLE_PREFIX = b'{"type":"sample",'
-#: Sample lines kept for one node at most: more means the session took lines without events.
-MAX_TEE_LINES = 64
 
 #: Cluster methods an app may call through the hub (`{"op": "method", "method": NAME, "args": [...],
 #: "kwargs": {...}}`). Exposing a new Cluster method to every app is one entry here plus its twin
@@ -241,59 +241,6 @@ def node_dict(st: NodeState, session: Any = None) -> dict[str, Any]:
 
 
 
-class _TeeStream:
-    """An agent's stream as the hub's session reads it, keeping each complete sample line.
-
-    The hub forwards an agent's sample to the apps as the agent wrote it (with the node's id
-    spliced in): decoding it once in the session is needed for the hub's own state, but encoding
-    it again for the apps cost the hub about as much as the decoding. The session splits the
-    stream into the same lines and emits one "sample" Event per sample line, in order, on the
-    same thread, so the k-th sample Event of a connection is its k-th sample line here.
-    Everything else is the wrapped stream's.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self._buf = bytearray()
-        self.lines: deque[bytes] = deque()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def fileno(self) -> int:
-        return int(self._inner.fileno())
-
-    def recv(self) -> bytes | None:
-        data = self._inner.recv()
-        if data:
-            buf = self._buf
-            buf += data
-            end = buf.rfind(b"\n")
-            if end >= 0:
-                if SAMPLE_PREFIX in buf:
-                    lines = self.lines
-                    for line in bytes(buf[:end]).split(b"\n"):
-                        if line.startswith(SAMPLE_PREFIX):
-                            lines.append(line)
-                    if len(lines) > MAX_TEE_LINES:
-                        lines.clear()  # out of step with the session: encode its Events instead
-                del buf[: end + 1]
-        return data
-
-    def send(self, data: bytes) -> None:
-        self._inner.send(data)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def stderr_text(self) -> str:
-        return str(self._inner.stderr_text())
-
-    def exit_status(self) -> int | None:
-        status: int | None = self._inner.exit_status()
-        return status
-
-
 # --------------------------------------------------------------------------- the server
 
 
@@ -339,8 +286,10 @@ class HubServer:
         self.paths = paths or HubPaths.for_config(config)
         self.idle_timeout = idle_timeout
         self.flush_delay = flush_delay
-        self._tees: dict[int, _TeeStream] = {}  # the stream each node's session reads now
-        self.cluster = Cluster(config, transport_factory=self._teeing(transport_factory))
+        # lazy: the hub passes each agent's sample line on as it came and decodes its own copy
+        # only when it reads the state (an app attaches, a request needs a process)
+        self.cluster = Cluster(config, transport_factory=transport_factory, lazy_samples=True,
+                               read_gap=min(flush_delay / 2, HUB_READ_GAP))
         self.started_at = time.time()
         self._lock = threading.Lock()
         self._clients: dict[int, _Client] = {}  # by fileno
@@ -357,34 +306,12 @@ class HubServer:
         self._stop = False
         self._served = 0  # attaches, for info and tests
         self._soon: list[tuple[_Client, str]] = []  # apps to drop, from other threads
-        self._sent: dict[int, dict[str, Any]] = {}  # last sample sent per node: later ones go as deltas
         # requests for a node this hub has not reached yet (just started): sent once it is up or
         # known down, so an app reattaching after a restart gets answers, not "not connected yet"
         self._parked: dict[int, list[tuple[float, Callable[[], None]]]] = {}
         self._cancels: dict[str, threading.Event] = {}  # migrate requests an app may still cancel
         self._unsubscribe: Callable[[], None] | None = None
         self._ident: bytes = b""
-
-    def _teeing(self, factory: Callable[..., Any] | None) -> Callable[..., Any]:
-        """Transports whose agent streams keep their sample lines for `_on_event` (_TeeStream)."""
-        if factory is None:
-            from omview.core.transport import make_transport
-
-            factory = make_transport
-
-        def make(node: Any, **kw: Any) -> Any:
-            transport = factory(node, **kw)
-            real_open = transport.open
-
-            def open_teeing(timeout: float) -> Any:
-                stream = _TeeStream(real_open(timeout))
-                self._tees[node.id] = stream
-                return stream
-
-            transport.open = open_teeing  # type: ignore[method-assign]
-            return transport
-
-        return make
 
     # ------------------------------------------------------------ start and stop
     def start(self) -> HubServer:
@@ -707,27 +634,14 @@ class HubServer:
     # ------------------------------------------------------------ events
     def _on_event(self, ev: Any) -> None:
         """On the cluster's I/O thread: encode once (a sample: pass the agent's line), queue for every live app."""
-        if ev.kind == "sample":
-            tee = self._tees.get(ev.node_id)
-            if tee is not None and tee.lines:
-                line = tee.lines.popleft()
-                self._sent.pop(ev.node_id, None)  # the apps have the whole sample: no delta against an older one
-                self._broadcast(b'{"n":%d,' % ev.node_id + line[1:] + b"\n")
-                return
+        if ev.raw:
+            self._broadcast(b'{"n":%d,' % ev.node_id + ev.raw[1:] + b"\n")
+            return
         msg: dict[str, Any] = {"type": "event", "kind": ev.kind, "node": ev.node_id}
         if ev.message:
             msg["message"] = ev.message
         if ev.sample is not None:
-            d = sample_dict(ev.sample)
-            last = self._sent.get(ev.node_id) if ev.kind == "sample" else None
-            if last is not None:
-                # what changed since the sample every app has (the admin state always: set_admin
-                # replaces it between samples); about half the bytes to encode and parse
-                msg["delta"] = {k: v for k, v in d.items() if k == "admin" or last.get(k) != v}
-            else:
-                msg["sample"] = d
-            if ev.kind == "sample":
-                self._sent[ev.node_id] = d
+            msg["sample"] = sample_dict(ev.sample)
         if ev.new or ev.changed or ev.gone or ev.full:
             rows = self.cluster.process_rows(ev.node_id, [*ev.new, *ev.changed])
             k = len(ev.new)
@@ -740,12 +654,12 @@ class HubServer:
         if ev.kind == "up":
             s = self.cluster.session(ev.node_id)
             msg["session"] = {"agent_info": s.agent_info, "connects": s.connects}
-        self._broadcast(encode(msg))
+        self._broadcast(encode(msg), urgent=True)
         if ev.kind in ("up", "down") and self._parked:
             self._release_parked(ev.node_id)
 
-    def _broadcast(self, line: bytes) -> None:
-        """The same bytes to every live app, sent with the next batch."""
+    def _broadcast(self, line: bytes, urgent: bool = False) -> None:
+        """The same bytes to every live app, sent with the next batch (urgent: now)."""
         with self._lock:
             clients = list(self._clients.values())
         queued = False
@@ -753,7 +667,7 @@ class HubServer:
             if c.live:
                 queued = self._queue(c, line, urgent=None) or queued
         if queued:
-            self._schedule_flush(False)
+            self._schedule_flush(urgent)
 
     # ------------------------------------------------------------ requests
     def _request(self, c: _Client, msg: dict[str, Any]) -> None:

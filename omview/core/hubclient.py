@@ -606,17 +606,7 @@ class HubCluster(ClusterBase):
         out.append(ev)
 
     def _apply_sample(self, st: NodeState, msg: dict[str, Any]) -> Event:
-        delta = msg.get("delta")
-        if delta is not None and st.sample is not None:
-            sample = NodeSample.__new__(NodeSample)  # samples are replaced, never mutated: a copy
-            sample.__dict__.update(st.sample.__dict__)  # (copy.copy's reduce protocol is 3x slower)
-            admin = delta.get("admin")
-            if isinstance(admin, dict):  # always sent; mostly unchanged: keep the object then
-                same = admin == vars(st.sample.admin)
-                delta = dict(delta, admin=st.sample.admin if same else AdminState.from_dict(admin))
-            sample.__dict__.update((k, v) for k, v in delta.items() if k in _SAMPLE_FIELDS)
-        else:
-            sample = _sample(msg.get("sample") or delta or {})
+        sample = _sample(msg.get("sample") or {})
         full = bool(msg.get("full"))
         ev = _event("sample", st.id, sample=sample, full=full)
         st.sample = sample

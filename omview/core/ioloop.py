@@ -12,6 +12,7 @@ import heapq
 import itertools
 import logging
 import os
+import select
 import selectors
 import threading
 import time
@@ -38,6 +39,9 @@ class IoLoop:
         self._seq = itertools.count()
         self._stop = False
         self._close_in_loop = False
+        self._gap = 0.0  # see set_batching
+        self._urgent: Callable[[], bool] = lambda: False
+        self._last_io = 0.0
         #: per-loop singletons of the layers above, e.g. the sessions' shared watchdog (loop thread only)
         self.shared: dict[object, object] = {}
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -68,6 +72,16 @@ class IoLoop:
                 pass
 
         self.call_soon(drop)
+
+    def set_batching(self, gap: float, urgent: Callable[[], bool]) -> None:
+        """Read streams at most once per `gap` s while `urgent()` is false.
+
+        With many nodes each sample is a wake-up of its own, and a wake-up (the select, the
+        context switch) costs more than reading the line. Waiting `gap` after one lets the next
+        ones arrive and be read in the same pass. `urgent()` (a reply is awaited) and calls from
+        other threads (call_soon: a request) end the wait at once. Loop thread only calls `urgent`.
+        """
+        self._gap, self._urgent = max(0.0, gap), urgent
 
     def in_loop(self) -> bool:
         return threading.current_thread() is self._thread
@@ -111,7 +125,17 @@ class IoLoop:
                     timeout = max(0.0, self._timers[0][0] - time.monotonic())
                 else:
                     timeout = 1.0
-            for key, _ in self._sel.select(min(timeout, 1.0)):
+            if self._gap and timeout > 0:
+                rest = min(self._last_io + self._gap - time.monotonic(), timeout)
+                if rest > 0 and not self._urgent():
+                    # only the wake pipe: a call from another thread still ends the wait at once
+                    t0 = time.monotonic()
+                    select.select([self._wake_r], [], [], rest)
+                    timeout = max(0.0, timeout - (time.monotonic() - t0))
+            events = self._sel.select(min(timeout, 1.0))
+            if self._gap and any(key.data is not None for key, _ in events):
+                self._last_io = time.monotonic()
+            for key, _ in events:
                 if key.data is None:
                     try:
                         while os.read(self._wake_r, 4096):

@@ -31,6 +31,10 @@ CONNECT_TIMEOUT = 10.0
 #: A node that was silent this long is given up on and reconnected, not just shown down.
 ABANDON_AFTER = 15.0
 MAX_LINE = 64 * 1024 * 1024
+#: How an agent's sample line starts (the agent writes its keys in this order).
+SAMPLE_PREFIX = b'{"type":"sample",'
+#: A lazy session decodes its stored sample lines at the latest when this many have come.
+LAZY_BATCH = 32
 _decode = json.JSONDecoder().decode  # json.loads without its per-call checks and encoding sniffing
 _PROC_FIELDS = frozenset(f.name for f in dataclasses.fields(ProcInfo))
 
@@ -57,6 +61,8 @@ class Event:
     gone: list[tuple[int, int]] = field(default_factory=list)
     full: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+    #: a lazy session's sample: the agent's line as it came, not decoded (`sample` is None then)
+    raw: bytes = b""
 
 
 class _Watchdog:
@@ -115,9 +121,15 @@ class Session:
         lock: Any,
         emit: Callable[[Event], None],
         interval: float = 1.0,
+        lazy: bool = False,
     ) -> None:
         self.config = config
         self.transport = transport
+        #: lazy: sample lines are stored as they came and decoded only when the state is read
+        #: (`settle`): the session hub passes them on undecoded and reads its own copy of the
+        #: state only when an app attaches or a request needs it
+        self.lazy = lazy
+        self._raw: list[bytes] = []
         self.loop = loop
         self.pool = pool
         self.state = state
@@ -242,6 +254,11 @@ class Session:
             start = nl + 1
             if not line.strip():
                 continue
+            if self.lazy and line.startswith(SAMPLE_PREFIX):
+                if self._stream is not stream:
+                    return
+                self._on_raw_sample(bytes(line))
+                continue
             try:
                 msg = _decode(line.decode("utf-8", "replace"))
             except ValueError:
@@ -324,40 +341,96 @@ class Session:
             self._drop(f"unreachable: no sample for {silent:.0f} s", reconnect=True)
 
     def _on_sample(self, msg: dict[str, Any]) -> None:
-        sample = NodeSample.from_dict(msg.get("node") or {})
         procs = msg.get("procs") or {}
-        ev = Event("sample", self.config.id, sample=sample, full=bool(procs.get("full")))
+        ev = Event("sample", self.config.id, full=bool(procs.get("full")))
         with self.lock:
-            st = self.state
-            was_up = st.up
-            st.sample = sample
-            st.last_seen = time.monotonic()
-            st.up = True
-            st.reason = ""
-            if procs.get("full"):
-                st.procs = {}
-            if procs:
-                # the table is changed in place: every reader copies it under this lock
-                table = st.procs
-                for row in procs.get("new", ()):
-                    p = ProcInfo.from_dict(row)
-                    table[p.key] = p
-                    ev.new.append(p.key)
-                for row in procs.get("changed", ()):
-                    key = (int(row["pid"]), int(row["start"]))
-                    old = table.get(key)
-                    if old is None:
-                        continue
-                    upd = {k: v for k, v in row.items() if k not in ("pid", "start") and k in _PROC_FIELDS}
-                    table[key] = dataclasses.replace(old, **upd)
-                    ev.changed.append(key)
-                for pid, start in procs.get("gone", ()):
-                    if table.pop((int(pid), int(start)), None) is not None:
-                        ev.gone.append((int(pid), int(start)))
+            if self._raw:
+                self.settle()
+            was_up = self._seen()
+            self._apply(msg, ev)
+        self._emit_sample(ev, was_up)
+
+    def _on_raw_sample(self, line: bytes) -> None:
+        """A lazy session's sample: stored, the node marked seen, the line passed on as it came."""
+        with self.lock:
+            was_up = self._seen()
+            self._raw.append(line)
+            if len(self._raw) >= LAZY_BATCH:  # bounded: decoded in one go, as a batch
+                self.settle()
+        self._emit_sample(Event("sample", self.config.id, raw=line), was_up)
+
+    def _seen(self) -> bool:
+        """Under the lock: a sample came now; whether the node was up before it."""
+        st = self.state
+        was_up = st.up
+        st.last_seen = time.monotonic()
+        st.up = True
+        st.reason = ""
+        return was_up
+
+    def _emit_sample(self, ev: Event, was_up: bool) -> None:
         if not was_up:
             self.log.info("up")
             self.emit(Event("up", self.config.id))
         self.emit(ev)
+
+    @property
+    def awaiting_reply(self) -> bool:
+        """A request of this connection waits for its reply (loop thread)."""
+        return bool(self._pending)
+
+    def settle(self) -> None:
+        """Apply the sample lines a lazy session has stored, in order (readers call this first)."""
+        with self.lock:
+            if not self._raw:
+                return
+            lines, self._raw = self._raw, []
+            try:
+                msgs = _decode("[" + b",".join(lines).decode("utf-8", "replace") + "]")
+            except ValueError:  # one bad line: keep the good ones
+                msgs = []
+                for line in lines:
+                    try:
+                        msgs.append(_decode(line.decode("utf-8", "replace")))
+                    except ValueError:
+                        self.log.warning("not JSON from agent: %r", line[:200])
+            last = len(msgs) - 1
+            for i, msg in enumerate(msgs):
+                if isinstance(msg, dict):
+                    self._apply(msg, None, node=i == last)
+
+    def _apply(self, msg: dict[str, Any], ev: Event | None, node: bool = True) -> None:
+        """Under the lock: one sample into the state (the node's figures only if `node`: of a
+        batch only the last one's count). The table is changed in place: every reader copies it
+        under this lock."""
+        st = self.state
+        if node:
+            st.sample = NodeSample.from_dict(msg.get("node") or {})
+            if ev is not None:
+                ev.sample = st.sample
+        procs = msg.get("procs") or {}
+        if not procs:
+            return
+        if procs.get("full"):
+            st.procs = {}
+        table = st.procs
+        for row in procs.get("new", ()):
+            p = ProcInfo.from_dict(row)
+            table[p.key] = p
+            if ev is not None:
+                ev.new.append(p.key)
+        for row in procs.get("changed", ()):
+            key = (int(row["pid"]), int(row["start"]))
+            old = table.get(key)
+            if old is None:
+                continue
+            upd = {k: v for k, v in row.items() if k not in ("pid", "start") and k in _PROC_FIELDS}
+            table[key] = dataclasses.replace(old, **upd)
+            if ev is not None:
+                ev.changed.append(key)
+        for pid, start in procs.get("gone", ()):
+            if table.pop((int(pid), int(start)), None) is not None and ev is not None:
+                ev.gone.append((int(pid), int(start)))
 
     def _set_down(self, reason: str) -> None:
         with self.lock:
