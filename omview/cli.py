@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from omview.core.cluster import ClusterLike, open_cluster
 from omview.core.config import ClusterConfig, ConfigError, load_cluster, parse_node_ref
-from omview.core.model import NodeState
+from omview.core.report import human_bytes, node_json, status_table, table
 
 if TYPE_CHECKING:
-    from omview.core.cluster import Cluster
+    from omview.core.cluster import Cluster, ClusterLike
+    from omview.core.model import NodeState
 
 # Commands through a running session hub import no SSH machinery (omview.core.session, transport,
 # the I/O loop, thread pools): `omctl status` is mostly Python's start-up and imports, so what is
@@ -54,87 +53,6 @@ class Failure(Exception):
 # ---------------------------------------------------------------- formatting (pure)
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """Aligned columns; numbers right-aligned, text left-aligned, the last column free."""
-    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    numeric = [all(_is_number(r[i]) for r in cells[1:]) and len(cells) > 1 for i in range(len(header))]
-    out = []
-    for r in cells:
-        parts = []
-        for i, c in enumerate(r):
-            if i == len(r) - 1:
-                parts.append(c)
-            elif numeric[i]:
-                parts.append(c.rjust(widths[i]))
-            else:
-                parts.append(c.ljust(widths[i]))
-        out.append("  ".join(parts).rstrip())
-    return "\n".join(out)
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s.rstrip("%"))
-        return True
-    except ValueError:
-        return False
-
-
-def node_json(st: NodeState) -> dict[str, Any]:
-    s = st.sample
-    d: dict[str, Any] = {"id": st.id, "name": st.label, "address": st.address, "up": st.up, "reason": st.reason}
-    if s is not None:
-        d.update(
-            hostname=s.hostname,
-            cpus=s.cpus,
-            speed=s.speed,
-            load=round(s.load, 1),
-            util=round(s.util, 1),
-            mem_total=s.mem_total,
-            mem_used=s.mem_used,
-            mem_available=s.mem_available,
-            uptime=round(s.uptime),
-            nprocs=s.nprocs,
-            backend=s.backend,
-            criu=s.criu,
-            admin=s.admin.to_dict(),
-        )
-    return d
-
-
-def status_table(nodes: Sequence[NodeState]) -> str:
-    rows = []
-    for st in nodes:
-        s = st.sample
-        if st.up and s is not None:
-            rows.append(
-                [
-                    st.id,
-                    st.label,
-                    st.address,
-                    "up",
-                    f"{s.load:.0f}",
-                    s.speed,
-                    s.cpus,
-                    f"{100 * s.mem_used / s.mem_total:.0f}%" if s.mem_total else "-",
-                    human_bytes(s.mem_available),
-                    s.admin.flags_text(),
-                ]
-            )
-        else:
-            rows.append([st.id, st.label, st.address, "DOWN", "-", "-", "-", "-", "-", st.reason])
-    return table(rows, ["ID", "NAME", "ADDRESS", "STATE", "LOAD", "SPEED", "CPUS", "MEM", "AVAIL", "FLAGS"])
-
-
 def ps_rows(procs: Sequence[tuple[int, Any]]) -> str:
     rows = [
         [n, p.pid, p.home or n, p.where, p.nmigs, p.mode or "-", p.user, p.nice, p.state, f"{p.cpu:.1f}",
@@ -164,6 +82,8 @@ def migration_line(r: Any) -> str:
 
 def _connect(config: ClusterConfig, timeout: float, only: int | None = None) -> ClusterLike:
     # the session hub when one runs (no SSH handshake), else our own sessions; OMVIEW_HUB=0/1 forces
+    from omview.core.cluster import open_cluster
+
     cluster = open_cluster(config, start_hub=False, client="omctl")
     if only is not None:
         config.node(only)  # unknown id → ConfigError before waiting
@@ -171,6 +91,53 @@ def _connect(config: ClusterConfig, timeout: float, only: int | None = None) -> 
     else:
         cluster.wait_ready(timeout)
     return cluster
+
+
+def status_via_hub(config: ClusterConfig, as_json: bool, timeout: float) -> int | None:
+    """`omctl status` through a running session hub, which renders the table itself: no cluster
+    machinery to import here, a socket and json only. None when no hub answers so (none runs,
+    OMVIEW_HUB=0, another user's, an older hub): then the usual way."""
+    import os
+    import socket
+
+    from omview.core.hubpaths import ENV_HUB, HUB_OFF, HubError, HubPaths
+
+    if os.environ.get(ENV_HUB, "").strip().lower() in HUB_OFF:
+        return None
+    try:
+        paths = HubPaths.for_config(config)
+    except HubError:
+        return None
+    if not paths.socket.exists():
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout + 5)
+    try:
+        sock.connect(str(paths.socket))
+        sock.sendall(json.dumps({"id": 1, "op": "status", "timeout": timeout}).encode() + b"\n")
+        buf = b""
+        while True:
+            data = sock.recv(1 << 20)
+            if not data:
+                return None
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if not line.startswith(b'{"type":"reply"'):
+                    continue  # the hello, the snapshot every app gets, samples: not ours to read
+                msg = json.loads(line)
+                if msg.get("id") != 1:
+                    continue
+                if not msg.get("ok"):
+                    return None
+                res = msg["result"]
+                print(json.dumps({"cluster": config.source, "nodes": res["nodes"]}, indent=1) if as_json
+                      else res["table"])
+                return EXIT_OK if res["all_up"] else EXIT_FAIL
+    except (OSError, ValueError, KeyError):
+        return None
+    finally:
+        sock.close()
 
 
 def _settled(cluster: Cluster, node_id: int) -> bool:
@@ -677,6 +644,8 @@ def run(argv: Sequence[str]) -> int:
     except SystemExit as exc:
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
     if args.verbose:
+        import logging
+
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.command is None:
         parser.print_help()
@@ -690,6 +659,10 @@ def run(argv: Sequence[str]) -> int:
 
             code = run_hub(config, foreground=args.foreground, idle_timeout=args.idle, verbose=args.verbose)
             return EXIT_OK if code == 0 else EXIT_FAIL
+        if args.command == "status" and not args.node:
+            code = status_via_hub(config, args.json, args.timeout)
+            if code is not None:
+                return code
         return _dispatch(args, config)
     except UsageError as exc:
         print(f"omctl: {exc}", file=sys.stderr)

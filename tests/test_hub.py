@@ -801,17 +801,31 @@ def test_testbed_omctl_uses_a_running_hub(testbed: Testbed, hubs: Hubs) -> None:
             assert viahub.returncode == 0, viahub.stderr
             times.append(t)
         assert probe.hub_info()["attaches"] == attaches + 3  # each omctl went through the hub
-        assert [n["id"] for n in json.loads(viahub.stdout)["nodes"]] == [1, 2, 3]
-        # through the hub, omctl loads none of the SSH machinery (most of its time is imports):
-        # -X importtime names every module the command imported
+        got = json.loads(viahub.stdout)
+        assert [n["id"] for n in got["nodes"]] == [1, 2, 3] and got["cluster"] == json.loads(direct.stdout)["cluster"]
+        assert all(n["up"] and n["hostname"] and n["speed"] and "stay" in n["admin"] for n in got["nodes"]), got
+        # the same table as the way without a hub (the hub renders it with the same function)
+        table_hub = omctl("status")[0]
+        os.environ["OMVIEW_HUB"] = "0"
+        try:
+            table_direct = omctl("status")[0]
+        finally:
+            del os.environ["OMVIEW_HUB"]
+        assert table_hub.returncode == table_direct.returncode == 0
+        assert [ln.split()[:4] for ln in table_hub.stdout.splitlines()] == \
+            [ln.split()[:4] for ln in table_direct.stdout.splitlines()]
+        # through the hub, omctl asks the hub for the rendered table: it loads none of the cluster
+        # machinery (most of its time is imports); -X importtime names every module it imported
         traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "omview.cli", "--cluster",
                                  str(testbed.cluster_file), "status"], capture_output=True, text=True, timeout=60)
         assert traced.returncode == 0, traced.stderr
+        assert "node3" in traced.stdout
         loaded = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines() if "|" in line}
-        assert "omview.core.hubclient" in loaded and "omview.core.model" in loaded, sorted(loaded)
+        assert "omview.core.hubpaths" in loaded and "omview.core.config" in loaded, sorted(loaded)
         heavy = {"omview.core.session", "omview.core.transport", "omview.core.ioloop", "omview.core.jobs",
-                 "omview.core.migration", "concurrent.futures.thread", "subprocess", "paramiko", "psutil",
-                 "cryptography", "uuid"}
+                 "omview.core.migration", "omview.core.cluster", "omview.core.hubclient", "omview.core.hub",
+                 "omview.core.model", "logging", "concurrent.futures.thread", "subprocess", "paramiko",
+                 "psutil", "cryptography", "uuid"}
         assert not loaded & heavy, sorted(loaded & heavy)
         print(f"omctl status: direct {t_direct * 1000:.0f} ms, through the hub {min(times) * 1000:.0f} ms")
         assert omctl("setspeed", "2", "7777")[0].returncode == 0

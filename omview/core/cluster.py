@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from omview.core.config import TRANSPORTS, ClusterConfig, NodeConfig
+from omview.core.hubpaths import ENV_HUB
+from omview.core.hubpaths import HUB_OFF as _OFF
+from omview.core.hubpaths import HUB_ON as _ON
 from omview.core.model import AdminState, NodeState, ProcInfo
 
 if TYPE_CHECKING:
@@ -413,9 +416,6 @@ class ClusterLike(Protocol):
 
 
 #: OMVIEW_HUB=1 forces the session hub, OMVIEW_HUB=0 sessions in the app's own process.
-ENV_HUB = "OMVIEW_HUB"
-_ON = ("1", "yes", "on", "true", "hub")
-_OFF = ("0", "no", "off", "false", "direct")
 
 
 def open_cluster(

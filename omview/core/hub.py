@@ -22,24 +22,32 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import selectors
 import signal
 import socket
-import stat
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omview.core.config import ClusterConfig, ConfigError, dump_settings, load_cluster, save_cluster
+from omview.core.config import ClusterConfig, ConfigError, load_cluster, save_cluster
+from omview.core.hubpaths import (  # noqa: F401  (names apps and tests know from here)
+    HUB_PROTOCOL,
+    MAX_SOCKET_PATH,
+    HubError,
+    HubPaths,
+    HubRunning,
+    config_hash,
+    hub_pid,
+    runtime_dir,
+)
 from omview.core.model import NodeSample, NodeState
 
 if TYPE_CHECKING:
@@ -50,7 +58,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("omview.hub")
 
-HUB_PROTOCOL = 2
 #: Seconds the hub stays after its last app left.
 DEFAULT_IDLE = 60.0
 ENV_IDLE = "OMVIEW_HUB_IDLE"
@@ -69,8 +76,6 @@ MAX_REQUEST_LINE = 16 * 1024 * 1024
 #: A request for a node the hub has not reached yet waits at most this long for it.
 PARK_MAX = 15.0
 _NOT_YET = NodeState(0, "").reason
-#: Unix socket paths are limited to 107 bytes.
-MAX_SOCKET_PATH = 107
 
 #: Cluster methods an app may call through the hub (`{"op": "method", "method": NAME, "args": [...],
 #: "kwargs": {...}}`). Exposing a new Cluster method to every app is one entry here plus its twin
@@ -79,87 +84,6 @@ METHODS: frozenset[str] = frozenset({"set_admin", "get_admin", "signal", "renice
 #: Requests that may simply be sent again after the hub restarted (they read, or set absolute values).
 IDEMPOTENT_OPS: frozenset[str] = frozenset({"ping", "get_admin", "set_admin", "sample_now", "renice"})
 IDEMPOTENT_METHODS: frozenset[str] = frozenset({"get_admin", "set_admin", "renice", "resolve"})
-
-
-class HubError(Exception):
-    """The hub cannot be used or started; the text says why."""
-
-
-class HubRunning(HubError):
-    """A hub for this configuration already runs."""
-
-
-# --------------------------------------------------------------------------- where things are
-
-
-def _private_dir(path: Path) -> Path:
-    """Create `path` 0700 if missing; refuse one that is not a folder of ours."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise HubError(f"{path} is not a folder owned by uid {os.getuid()}: remove it or set XDG_RUNTIME_DIR")
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        os.chmod(path, 0o700)
-    return path
-
-
-def runtime_dir(env: Mapping[str, str] = os.environ) -> Path:
-    """`$XDG_RUNTIME_DIR/omview` when XDG_RUNTIME_DIR is set and ours, else `~/.cache/omview/run`."""
-    xdg = env.get("XDG_RUNTIME_DIR", "")
-    if xdg and os.path.isabs(xdg):
-        try:
-            st = os.stat(xdg)
-        except OSError:
-            st = None
-        if st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():
-            return _private_dir(Path(xdg, "omview"))
-    cache = env.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(cache):
-        cache = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
-    _private_dir(Path(cache, "omview"))
-    return _private_dir(Path(cache, "omview", "run"))
-
-
-def config_hash(config: ClusterConfig) -> str:
-    """Names the hub of a configuration: the same settings, from whatever file, share one hub."""
-    text = f"omview-hub {HUB_PROTOCOL} uid {os.getuid()}\n" + dump_settings(config)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class HubPaths:
-    socket: Path
-    lock: Path
-    log: Path
-    settings: Path
-    key: str
-
-    @classmethod
-    def for_config(cls, config: ClusterConfig, base: Path | None = None) -> HubPaths:
-        d = base if base is not None else runtime_dir()
-        key = config_hash(config)
-        paths = cls(d / f"hub-{key}.sock", d / f"hub-{key}.lock", d / f"hub-{key}.log", d / f"hub-{key}.toml", key)
-        if len(os.fsencode(paths.socket)) > MAX_SOCKET_PATH:
-            raise HubError(f"socket path {paths.socket} is too long for a Unix socket: set a shorter XDG_RUNTIME_DIR")
-        return paths
-
-
-def hub_pid(paths: HubPaths) -> int | None:
-    """PID of the hub holding the lock, or None when no hub runs."""
-    try:
-        fd = os.open(paths.lock, os.O_RDWR)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else 0
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 def cleanup_stale(paths: HubPaths) -> bool:
@@ -712,6 +636,10 @@ class HubServer:
                 ev.set()  # also when the migrate request has not reached us yet
                 self._queue(c, encode({"type": "reply", "id": rid, "ok": True, "result": {}}), urgent=True)
                 return
+            if op == "status":  # `omctl status`'s fast path: the table rendered here (omview.core.report)
+                wait = min(max(float(msg.get("timeout") or 10.0), 0.0), 60.0)
+                self._pool.submit(self._status, wait).add_done_callback(lambda f: self._reply(c, rid, f))
+                return
             if op == "ping":
                 self._queue(c, encode({"type": "reply", "id": rid, "ok": True, "result": self.info()}), urgent=True)
                 return
@@ -722,6 +650,15 @@ class HubServer:
         except (KeyError, ValueError, TypeError) as exc:
             self._queue(c, encode({"type": "reply", "id": rid, "ok": False, "error": f"bad request: {exc}",
                                    "code": "invalid"}), urgent=True)
+
+    def _status(self, wait: float) -> dict[str, Any]:
+        """What `omctl status` prints, once every node is up or known down (at most `wait` s)."""
+        from omview.core.report import node_json, status_table
+
+        self.cluster.wait_ready(wait)
+        nodes = self.cluster.nodes()
+        return {"table": status_table(nodes), "nodes": [node_json(n) for n in nodes],
+                "all_up": all(n.up for n in nodes)}
 
     def _when_settled(self, node_id: int, fn: Callable[[], None]) -> None:
         """Run `fn` now, or once this hub has reached the node (up, or down for a reason)."""
