@@ -366,6 +366,18 @@ def test_decay_stats_per_mode() -> None:
         st3.observe(1000.0 + k, slow, [*jobs8, agent], 1, 975, 926)
     assert st3.get("1:7:1").now == pytest.approx(0.075) and st3.get("1:7:1").value == pytest.approx(0.075)  # type: ignore[union-attr]
     assert st3.get("job:a0").now == 1.0  # type: ignore[union-attr]
+    # our agent and its sshd, busy with a round's migrations, are not demand: only the job counts
+    st4 = bal.DecayStats(since=1000.0)
+    sshd = ProcInfo(pid=5, start=1, cpu=12.0, state="R", cmd="sshd: root@notty", ppid=3, started=10.0)
+    ours = ProcInfo(pid=7, start=1, cpu=15.0, state="R", ppid=5, started=10.0,
+                    cmd='python3 -u -c import sys;exec(compile(sys.stdin.buffer.read(n),"omview-agent","exec"))')
+    for k in range(3):
+        st4.observe(1000.0 + k, slow, [jobs8[0], sshd, ours], 1, 975, 926)
+    assert st4.get("1:5:1") is None and st4.get("1:7:1") is None
+    assert st4.get("job:a0").now == 1.0  # type: ignore[union-attr]
+    other = ProcInfo(pid=9, start=1, cpu=12.0, state="R", cmd="sshd: root@notty", ppid=3, started=10.0)
+    st4.observe(1003.0, slow, [jobs8[0], sshd, ours, other], 1, 975, 926)
+    assert st4.get("1:9:1") is not None  # another sshd (someone's session) is load like any process
     # a move (nmigs went up) is noticed for the hysteresis, whoever made it
     st2.observe(1005.0, n, [_p(1, 100.0, nmigs=1)], 1, 500, 926)
     assert st2.moved == {"job:j1": 1005.0}

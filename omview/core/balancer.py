@@ -18,6 +18,8 @@ The figures (docs/architecture.md, "Balancer"):
 - a process's *busy* fraction = its CPU use over the share one task can get on its node, at most 1;
   the demand of a node is the sum over its processes of the current busy fraction, each capped by
   the decayed one (so a blip is no task), its load `demand / capacity`;
+- our own agent and the sshd that serves it are not demand (right after a round they are busy
+  with its migrations);
 - the balancer's own moves of the last `hold` s count where they went, not where the tables still
   show them: a source's old listing weighs nothing, a job on its way weighs on its target;
 - the busy fraction is decayed per decay interval: `u ← f·u + (1 − f)·b` with f = slow (975/1000)
@@ -287,6 +289,10 @@ def busy_fraction(cpu_pct: float, node: NodeInfo, node_cpu_pcts: Iterable[float]
     return max(0.0, min(1.0, cpu_pct / 100.0 / share))
 
 
+#: In our agent's command line (its code is compiled under this name: omview.core.agent).
+AGENT_TAG = "omview-agent"
+
+
 @dataclass
 class Stat:
     value: float = 0.0
@@ -307,13 +313,19 @@ class DecayStats:
 
     def observe(self, t: float, node: NodeInfo, procs: Iterable[ProcInfo], interval: int, slow: int, fast: int) -> None:
         rows = list(procs)
+        # the monitor's own processes (our agent and the sshd that serves it) are not demand: what
+        # they use right after a round is that round's migrations, and counted as load it drew a
+        # job back into the node the round had just emptied (two moves for nothing)
+        ours = {p.pid for p in rows if AGENT_TAG in p.cmd}
+        if ours:
+            ours |= {p.ppid for p in rows if p.pid in ours and p.ppid > 1}
+            rows = [p for p in rows if p.pid not in ours]
         pcts = [p.cpu for p in rows]
-        states = any(p.state == "R" and "omview-agent" not in p.cmd for p in rows)
+        states = any(p.state == "R" for p in rows)
         with self.lock:
             for p in rows:
                 key = proc_key(node.id, p)
-                # the agent is always running when it looks: its state says nothing
-                b = busy_fraction(p.cpu, node, pcts, p.state == "R" and "omview-agent" not in p.cmd, states)
+                b = busy_fraction(p.cpu, node, pcts, p.state == "R", states)
                 st = self.stats.get(key)
                 if st is None:
                     born_before = bool(p.started) and p.started < self.since
