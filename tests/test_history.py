@@ -81,6 +81,25 @@ def test_samples_survive_packing_and_a_down_node_is_a_gap_not_zeros(tmp_path: Pa
         assert r.span() == (T0, T0 + 1499)
 
 
+def test_packed_times_read_back_exactly_so_a_window_ending_on_a_sample_holds_it(tmp_path: Path) -> None:
+    """Times are stored in ms; read back they are ms / 1000 exactly. (Multiplied by 1e-3 they were one
+    ulp off for one value in six: a statistics window ending on its last sample lost that sample.)"""
+    base = 1_795_969_500.0
+    ts = [base + k + 0.416 for k in range(60)]  # 1795969542.416: ms * 1e-3 != ms / 1000 here
+    assert any(round(t * 1000) * 1e-3 != round(t * 1000) / 1000.0 for t in ts)
+    w = HistoryWriter(tmp_path / "h", now=ts[0])
+    for t in ts:
+        w.sample(1, t, sample(20.0))
+        w.commit(t)
+    w.close()  # packs every row
+    with HistoryReader(tmp_path / "h") as r:
+        assert r._conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 0
+        got = r.samples(1)
+        assert list(got.t) == [round(t * 1000) / 1000.0 for t in ts]
+        for t in ts:  # a window [t, t] holds exactly the sample at t
+            assert len(r.samples(1, t, t)) == 1, t
+
+
 def test_silence_without_rows_reads_as_a_gap(tmp_path: Path) -> None:
     w = HistoryWriter(tmp_path / "h", now=T0)
     fill(w, 10, nodes=(1,))

@@ -989,7 +989,10 @@ class HistoryReader:
                 pos += n
             if nb:
                 a[7, :nb] = a[6, :nb] - a[5, :nb] - a[7, :nb]  # available was stored as a residual
-                a[:, :nb] *= _BLOCK_SCALE[:, None]
+                a[1:, :nb] *= _BLOCK_SCALE[1:, None]
+                # t divided, not multiplied by 1e-3: that product is one ulp off for one stored ms
+                # in six, and a sample on the edge of a window (the view ends on the last one) fell out
+                a[0, :nb] /= 1000.0
             if tail:
                 a[:, nb:] = np.array([r[1:] for r in tail], dtype=np.float64).T
             if a.shape[1] > 1 and np.any(np.diff(a[0]) < 0):

@@ -63,8 +63,9 @@ DEFAULT_IDLE = 60.0
 ENV_IDLE = "OMVIEW_HUB_IDLE"
 #: Samples are sent in batches, at most this late: each app wakes once a second (its display's
 #: pace), not once per node sample (measured at 50 nodes, an app's reader thread: 0.4 % of a core
-#: at 0.1 s, 0.28 % at 0.25 s, 0.17 % at 1 s; most of it waking up). Every other event (up, down,
-#: a migration's progress) and every reply goes at once, with the samples queued before it.
+#: at 0.1 s, 0.28 % at 0.25 s, 0.17 % at 1 s; most of it waking up). Every other event (down, a
+#: migration's progress) and every reply goes at once, with the samples queued before it; an up
+#: goes in one piece with the sample that follows it.
 FLUSH_DELAY = 1.0
 #: The hub reads its agents' streams at most this often while no reply is awaited: reading more
 #: often than it forwards gains nothing (IoLoop.set_batching). Under a second, so a node's
@@ -235,6 +236,7 @@ class HubServer:
         self._parked: dict[int, list[tuple[float, Callable[[], None]]]] = {}
         self._cancels: dict[str, threading.Event] = {}  # migrate requests an app may still cancel
         self._unsubscribe: Callable[[], None] | None = None
+        self._up_lines: dict[int, bytes] = {}  # an up event waiting for its sample (I/O thread only)
         self._ident: bytes = b""
 
     # ------------------------------------------------------------ start and stop
@@ -558,8 +560,11 @@ class HubServer:
     # ------------------------------------------------------------ events
     def _on_event(self, ev: Any) -> None:
         """On the cluster's I/O thread: encode once (a sample: pass the agent's line), queue for every live app."""
+        # an up is always followed by the sample that brought it (Session._emit_sample): the two go
+        # to the apps as one piece, or an app could see the node up with an empty table for a batch
+        up = self._up_lines.pop(ev.node_id, b"") if ev.kind == "sample" else b""
         if ev.raw:
-            self._broadcast(b'{"n":%d,' % ev.node_id + ev.raw[1:] + b"\n")
+            self._broadcast(up + b'{"n":%d,' % ev.node_id + ev.raw[1:] + b"\n")
             return
         msg: dict[str, Any] = {"type": "event", "kind": ev.kind, "node": ev.node_id}
         if ev.message:
@@ -578,7 +583,10 @@ class HubServer:
         if ev.kind == "up":
             s = self.cluster.session(ev.node_id)
             msg["session"] = {"agent_info": s.agent_info, "connects": s.connects}
-        self._broadcast(encode(msg), urgent=True)
+        if ev.kind == "up":
+            self._up_lines[ev.node_id] = encode(msg)
+        else:
+            self._broadcast(up + encode(msg), urgent=ev.kind != "sample")
         if ev.kind in ("up", "down") and self._parked:
             self._release_parked(ev.node_id)
 
