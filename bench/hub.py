@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil  # noqa: E402
 
-from omview.core import hub as hubmod  # noqa: E402
+from omview.core import hubpaths  # noqa: E402
 from omview.core import testbed as tbmod  # noqa: E402
 from omview.core.config import load_cluster  # noqa: E402
 
@@ -171,7 +171,7 @@ def main() -> None:
                   f"B {b['agents']:.1f} %  C {c['agents']:.1f} %  C/A {c['agents'] / a['agents']:.2f};  "
                   f"load {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     finally:
-        left = hubmod.hub_pid(hubmod.HubPaths.for_config(load_cluster(str(tb.cluster_file))))
+        left = hubpaths.hub_pid(hubpaths.HubPaths.for_config(load_cluster(str(tb.cluster_file))))
         if left:
             os.kill(left, signal.SIGKILL)
         if not args.keep:

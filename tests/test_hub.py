@@ -27,12 +27,14 @@ import psutil
 import pytest
 
 from omview.core import hub as hubmod
+from omview.core import hubpaths
 from omview.core import session as sessmod
 from omview.core import testbed as tbmod
 from omview.core.cluster import Cluster, open_cluster
 from omview.core.config import default_cluster, load_cluster, load_settings
-from omview.core.hub import HubPaths, HubServer
+from omview.core.hub import HubServer
 from omview.core.hubclient import HUB_RESTARTED, HubCluster, HubError
+from omview.core.hubpaths import HubPaths
 from omview.core.model import NodeState
 from omview.core.session import AgentError, Event
 from omview.core.simulate import SimFarm
@@ -79,7 +81,7 @@ class Hubs:
         return pid
 
     def pid_of(self, config: Any) -> int | None:
-        pid = hubmod.hub_pid(self.paths(config))
+        pid = hubpaths.hub_pid(self.paths(config))
         if pid:
             self.pids.add(pid)
         return pid
@@ -147,12 +149,12 @@ def test_paths_are_private_and_per_configuration(hubs: Hubs) -> None:
         paths = hubs.paths(config)
         if config.nodes[0].transport == "sim":
             continue  # simulated nodes are not a settings file's business
-        assert hubmod.config_hash(load_settings(hubmod.write_settings(config, paths))) == paths.key
+        assert hubpaths.config_hash(load_settings(hubmod.write_settings(config, paths))) == paths.key
         assert (paths.settings.stat().st_mode & 0o777) == 0o600
 
 
 def test_fallback_runtime_dir_is_private_and_not_in_tmp(tmp_path: Path) -> None:
-    d = hubmod.runtime_dir({"HOME": str(tmp_path)})
+    d = hubpaths.runtime_dir({"HOME": str(tmp_path)})
     assert d == tmp_path / ".cache" / "omview" / "run"
     assert (d.stat().st_mode & 0o777) == 0o700
 
@@ -492,7 +494,7 @@ def test_hub_exits_when_idle_and_removes_its_socket(hubs: Hubs) -> None:
     assert pid_alive(pid)
     c.stop()
     assert wait_for(lambda: not pid_alive(pid), 15)
-    assert not paths.socket.exists() and hubmod.hub_pid(paths) is None
+    assert not paths.socket.exists() and hubpaths.hub_pid(paths) is None
 
 
 def test_another_uid_cannot_attach(hubs: Hubs) -> None:

@@ -26,6 +26,7 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import QTimer  # noqa: E402
 
 from omview.core import hub as hubmod  # noqa: E402
+from omview.core import hubpaths  # noqa: E402
 from omview.core.cluster import Cluster, open_cluster  # noqa: E402
 from omview.core.config import load_cluster  # noqa: E402
 from omview.core.hubclient import HubCluster  # noqa: E402
@@ -120,7 +121,7 @@ def test_three_real_apps_share_one_hub_survive_kill_9_and_see_each_others_migrat
         new_pid = main_c.hub_pid
         hubs.note(new_pid)
         assert {c.hub_pid for c in clusters} == {new_pid}  # the three met again at one new hub
-        assert hubmod.hub_pid(paths) == new_pid
+        assert hubpaths.hub_pid(paths) == new_pid
         # the dead hub's socket file was replaced (a new file may get the freed inode number back:
         # its change time tells them apart)
         new = paths.socket.stat()
@@ -175,7 +176,7 @@ def test_three_real_apps_share_one_hub_survive_kill_9_and_see_each_others_migrat
             c.stop()
         kill_marked(marker)
     # the last app left; kill -9 its hub: the socket file it leaves is stale, and an app cleans it up
-    last = hubmod.hub_pid(paths)
+    last = hubpaths.hub_pid(paths)
     if last:
         os.kill(last, signal.SIGKILL)
         assert wait_for(lambda: not pid_alive(last), 10)

@@ -415,9 +415,6 @@ class ClusterLike(Protocol):
     def run_job(self, node_id: int, cmd: list[str], mode: str = "", **kw: Any) -> dict[str, Any]: ...
 
 
-#: OMVIEW_HUB=1 forces the session hub, OMVIEW_HUB=0 sessions in the app's own process.
-
-
 def open_cluster(
     config: ClusterConfig, *, mode: str = "auto", start_hub: bool = True, client: str = ""
 ) -> ClusterLike:

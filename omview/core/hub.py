@@ -38,16 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omview.core.config import ClusterConfig, ConfigError, load_cluster, save_cluster
-from omview.core.hubpaths import (  # noqa: F401  (names apps and tests know from here)
-    HUB_PROTOCOL,
-    MAX_SOCKET_PATH,
-    HubError,
-    HubPaths,
-    HubRunning,
-    config_hash,
-    hub_pid,
-    runtime_dir,
-)
+from omview.core.hubpaths import HUB_PROTOCOL, HubError, HubPaths, HubRunning
 from omview.core.model import NodeSample, NodeState
 
 if TYPE_CHECKING:

@@ -33,16 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from omview.core.cluster import ClusterBase, _copy_state
 from omview.core.config import ClusterConfig, NodeConfig
-from omview.core.hub import (
-    HUB_PROTOCOL,
-    IDEMPOTENT_METHODS,
-    IDEMPOTENT_OPS,
-    HubError,
-    HubPaths,
-    cleanup_stale,
-    encode,
-    write_settings,
-)
+from omview.core.hub import IDEMPOTENT_METHODS, IDEMPOTENT_OPS, cleanup_stale, encode, write_settings
+from omview.core.hubpaths import HUB_PROTOCOL, HubError, HubPaths
 from omview.core.model import AdminState, NodeSample, NodeState, ProcInfo
 
 if TYPE_CHECKING:
