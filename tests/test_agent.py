@@ -215,6 +215,10 @@ def test_agent_source_is_this_module() -> None:
 def test_agent_defaults_match_the_model() -> None:
     assert agent_mod.ADMIN_DEFAULTS == AdminState().to_dict()
     assert agent_mod.STANDARD_SPEED == STANDARD_SPEED
+    # the balancer tells our agent from the node's work by the name in its command line
+    from omview.core.balancer import AGENT_TAG
+
+    assert AGENT_TAG == agent_mod.AGENT_NAME and f'"{AGENT_TAG}"' in agent_mod.BOOTSTRAP
 
 
 def test_importing_the_module_does_not_start_an_agent() -> None:

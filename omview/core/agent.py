@@ -38,10 +38,13 @@ from typing import Any
 
 PROTOCOL_VERSION = 1
 
+#: The name the agent's code is compiled under: it shows in the agent's command line, which is how
+#: the balancer tells our agent from the node's work (same value as omview.core.balancer.AGENT_TAG).
+AGENT_NAME = "omview-agent"
 #: The `-c` program the workstation runs with `python3 -u -c` (docs/protocol.md, "Bootstrap").
 BOOTSTRAP = (
     'import sys;n=int(sys.stdin.buffer.readline());'
-    'exec(compile(sys.stdin.buffer.read(n),"omview-agent","exec"))'
+    f'exec(compile(sys.stdin.buffer.read(n),"{AGENT_NAME}","exec"))'
 )
 
 #: openMosix speed of one standard CPU (same value as omview.core.model.STANDARD_SPEED).
@@ -3005,5 +3008,5 @@ def main() -> None:
     os._exit(0)
 
 
-if __name__ in ("__main__", "omview-agent"):
+if __name__ in ("__main__", AGENT_NAME):
     main()

@@ -289,7 +289,8 @@ def busy_fraction(cpu_pct: float, node: NodeInfo, node_cpu_pcts: Iterable[float]
     return max(0.0, min(1.0, cpu_pct / 100.0 / share))
 
 
-#: In our agent's command line (its code is compiled under this name: omview.core.agent).
+#: In our agent's command line: omview.core.agent.AGENT_NAME, its code's compile name (the agent
+#: module is the node's program, shipped on its own; a test keeps the two equal).
 AGENT_TAG = "omview-agent"
 
 
