@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from omview.core.config import ClusterConfig, ConfigError, load_cluster, parse_node_ref
-from omview.core.report import human_bytes, node_json, status_table, table
+from omview.core.report import human_bytes, node_json, status_result, table
+from omview.quickctl import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from omview.core.cluster import Cluster, ClusterLike
@@ -93,51 +94,23 @@ def _connect(config: ClusterConfig, timeout: float, only: int | None = None) -> 
     return cluster
 
 
-def status_via_hub(config: ClusterConfig, as_json: bool, timeout: float) -> int | None:
-    """`omctl status` through a running session hub, which renders the table itself: no cluster
-    machinery to import here, a socket and json only. None when no hub answers so (none runs,
-    OMVIEW_HUB=0, another user's, an older hub): then the usual way."""
-    import os
-    import socket
+def status_via_hub(config: ClusterConfig, cluster_arg: str | None, as_json: bool, timeout: float) -> int | None:
+    """`omctl status` through a running session hub, which renders the table itself; None when no
+    hub answers so (none runs, OMVIEW_HUB=0, another user's, an older hub): then the usual way.
+    The lookup is recorded, so the next call finds the hub without this parse (omview.quickctl)."""
+    from omview import quickctl
+    from omview.core.hubpaths import HubPaths
+    from omview.core.rundir import HubError, hub_forbidden
 
-    from omview.core.hubpaths import ENV_HUB, HUB_OFF, HubError, HubPaths
-
-    if os.environ.get(ENV_HUB, "").strip().lower() in HUB_OFF:
+    if hub_forbidden():
         return None
     try:
         paths = HubPaths.for_config(config)
     except HubError:
         return None
-    if not paths.socket.exists():
-        return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout + 5)
-    try:
-        sock.connect(str(paths.socket))
-        sock.sendall(json.dumps({"id": 1, "op": "status", "timeout": timeout}).encode() + b"\n")
-        buf = b""
-        while True:
-            data = sock.recv(1 << 20)
-            if not data:
-                return None
-            buf += data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if not line.startswith(b'{"type":"reply"'):
-                    continue  # the hello, the snapshot every app gets, samples: not ours to read
-                msg = json.loads(line)
-                if msg.get("id") != 1:
-                    continue
-                if not msg.get("ok"):
-                    return None
-                res = msg["result"]
-                print(json.dumps({"cluster": config.source, "nodes": res["nodes"]}, indent=1) if as_json
-                      else res["table"])
-                return EXIT_OK if res["all_up"] else EXIT_FAIL
-    except (OSError, ValueError, KeyError):
-        return None
-    finally:
-        sock.close()
+    quickctl.remember(cluster_arg, config.consulted, paths.key, config.source)
+    result = quickctl.ask_status(str(paths.socket), timeout)
+    return None if result is None else quickctl.print_status(result, config.source, as_json)
 
 
 def _settled(cluster: Cluster, node_id: int) -> bool:
@@ -153,12 +126,9 @@ def _need_up(cluster: Cluster, node_id: int) -> NodeState:
 
 
 def cmd_status(cluster: Cluster, args: argparse.Namespace) -> int:
-    nodes = cluster.nodes()
-    if args.json:
-        print(json.dumps({"cluster": cluster.config.source, "nodes": [node_json(n) for n in nodes]}, indent=1))
-    else:
-        print(status_table(nodes))
-    return EXIT_OK if all(n.up for n in nodes) else EXIT_FAIL
+    from omview.quickctl import print_status
+
+    return print_status(status_result(cluster.nodes()), cluster.config.source, args.json)
 
 
 def cmd_node_status(cluster: Cluster, node_id: int, as_json: bool) -> int:
@@ -544,7 +514,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or (`only`) one with the global options and that one command."""
     p = argparse.ArgumentParser(prog="omctl", description="Watch and steer an omview cluster from the shell.")
     p.add_argument("--cluster", metavar="FILE", help="cluster file (.toml) or openMosix map file")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for nodes (default 15)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help=f"seconds to wait for nodes (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("-v", "--verbose", action="store_true", help="log connections to stderr")
     sub: Any = p.add_subparsers(dest="command", metavar="COMMAND")
     if only is not None:
@@ -660,7 +631,7 @@ def run(argv: Sequence[str]) -> int:
             code = run_hub(config, foreground=args.foreground, idle_timeout=args.idle, verbose=args.verbose)
             return EXIT_OK if code == 0 else EXIT_FAIL
         if args.command == "status" and not args.node:
-            code = status_via_hub(config, args.json, args.timeout)
+            code = status_via_hub(config, args.cluster, args.json, args.timeout)
             if code is not None:
                 return code
         return _dispatch(args, config)

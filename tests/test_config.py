@@ -444,6 +444,31 @@ def test_lookup_order(roots: tuple[dict[str, str], Path, Path], tmp_path: Path) 
     assert chosen.nodes[0].id == 8 and chosen.source == str(explicit)
 
 
+def test_lookup_names_every_file_it_looked_for(
+    roots: tuple[dict[str, str], Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """omctl's quick path trusts a cached lookup while these files stay as they were: absent ones
+    too (a settings file created later wins over the /etc map), and a map the settings name."""
+    env, config_home, etc = roots
+    settings = config_home / "omview" / "cluster.toml"
+    assert load_cluster(env=env, etc_dir=etc).consulted == [
+        str(settings), str(etc / "openmosix.map"), str(etc / "mosix.map"), str(etc / "hpc.map")]
+    (etc / "mosix.map").write_text("1 10.0.0.2 1\n")
+    assert load_cluster(env=env, etc_dir=etc).consulted == [
+        str(settings), str(etc / "openmosix.map"), str(etc / "mosix.map")]
+    settings.parent.mkdir()
+    settings.write_text('[cluster]\nmap = "nodes.map"\n')
+    (settings.parent / "nodes.map").write_text("3 10.0.0.3 1\n")
+    assert load_cluster(env=env, etc_dir=etc).consulted == [str(settings), str(settings.parent / "nodes.map")]
+    other = tmp_path / "other.map"
+    other.write_text("6 10.0.0.6 1\n")
+    assert load_cluster(env={**env, "OMVIEW_CLUSTER": str(other)}, etc_dir=etc).consulted == [str(other)]
+    monkeypatch.chdir(tmp_path)
+    assert load_cluster("other.map", env=env, etc_dir=etc).consulted == [str(other)]
+    # not part of a configuration's identity: two lookups of the same settings are equal
+    assert load_cluster(env=env, etc_dir=etc) == load_settings(settings)
+
+
 def test_config_home_parameter_and_xdg_default(tmp_path: Path) -> None:
     home = tmp_path / "cfg"
     (home / "omview").mkdir(parents=True)

@@ -210,6 +210,7 @@ def test_samples_reach_apps_as_the_agents_lines(hubs: Hubs) -> None:
     try:
         assert server.cluster.wait_until(lambda: all(n.up for n in server.cluster.nodes()), 10)
         sock.connect(str(server.paths.socket))
+        sock.sendall(b'{"op":"attach","client":"test"}\n')
         sock.settimeout(10)
         buf = b""
         samples: dict[int, list[dict[str, Any]]] = {}
@@ -232,6 +233,44 @@ def test_samples_reach_apps_as_the_agents_lines(hubs: Hubs) -> None:
             assert all(m["node"]["hostname"] == f"sim{node_id}" for m in msgs)
     finally:
         sock.close()
+        server.shutdown()
+        t.join(10)
+        farm.stop()
+
+
+def test_omctl_quick_path_asks_the_hub_without_attaching(hubs: Hubs, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`omctl status` through a recorded lookup: the hub renders the table, builds no snapshot for
+    it (the one-question client never attaches), and an edited cluster file voids the record."""
+    from omview import quickctl
+
+    farm = SimFarm(SIM_NODES, procs_per_node=5)
+    server = HubServer(farm.config(SIM_INTERVAL), transport_factory=farm.transport).start()
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(quickctl, "RACY_NS", 0)
+    settings = tmp_path / "sim.toml"
+    settings.write_text("# the simulated cluster\n")
+    try:
+        assert server.cluster.wait_until(lambda: all(n.up for n in server.cluster.nodes()), 10)
+        before = server.info()
+        assert quickctl.remember("sim.toml", [str(settings)], server.paths.key, "sim.toml")
+        assert quickctl.quick_status(["--cluster", "sim.toml", "status"]) == quickctl.EXIT_OK
+        table = capsys.readouterr().out.splitlines()
+        assert table[0].split()[:4] == ["ID", "NAME", "ADDRESS", "STATE"]
+        assert [ln.split()[1] for ln in table[1:]] == ["sim1", "sim2", "sim3"], table
+        assert quickctl.quick_status(["--cluster", "sim.toml", "--timeout", "5", "status", "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert got["cluster"] == "sim.toml" and [n["id"] for n in got["nodes"]] == [1, 2, 3]
+        after = server.info()
+        assert after["connections"] == before["connections"] + 2
+        assert after["attaches"] == before["attaches"], "omctl status made the hub build a snapshot"
+        with settings.open("a") as f:
+            f.write("[cluster]\n")  # the file may now name another cluster, so another hub
+        assert quickctl.quick_status(["--cluster", "sim.toml", "status"]) is None
+        assert server.info()["connections"] == after["connections"]
+    finally:
         server.shutdown()
         t.join(10)
         farm.stop()
@@ -510,11 +549,15 @@ def test_another_uid_cannot_attach(hubs: Hubs) -> None:
             s.connect(sys.argv[1])
         except OSError as exc:
             print(json.dumps({"uid": os.getuid(), "connect": exc.__class__.__name__})); sys.exit()
+        try:
+            s.sendall(b'{"op": "attach", "client": "intruder"}\\n')  # what an app asks first
+        except OSError:
+            pass  # refused and hung up already
         data = b""
         while True:
             try:
                 chunk = s.recv(65536)
-            except TimeoutError:
+            except (TimeoutError, ConnectionResetError):  # reset: it hung up on our unread request
                 break
             if not chunk:
                 break
@@ -775,64 +818,86 @@ def test_testbed_requests_during_a_kill_complete_or_fail_clearly(testbed: Testbe
         c.stop()
 
 
-def test_testbed_omctl_uses_a_running_hub(testbed: Testbed, hubs: Hubs) -> None:
-    def omctl(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-        t0 = time.monotonic()
-        r = subprocess.run([sys.executable, "-m", "omview.cli", "--cluster", str(testbed.cluster_file), *args],
-                           capture_output=True, text=True, timeout=60)
-        return r, time.monotonic() - t0
+def _imported(stderr: str) -> set[str]:
+    """The modules `python -X importtime` says it imported."""
+    return {line.rsplit("|", 1)[-1].strip() for line in stderr.splitlines() if "|" in line}
 
-    direct, t_direct = omctl("status", "--json")
+
+def test_testbed_omctl_uses_a_running_hub(testbed: Testbed, hubs: Hubs, tmp_path: Path) -> None:
+    """omctl as installed (the console script) and by module: through a running hub a command
+    costs no SSH handshake, and `omctl status` not even the configuration's parsing once its
+    lookup is recorded (omview.quickctl)."""
+    script = shutil.which("omctl", path=str(Path(sys.executable).parent))
+    assert script, "the omctl console script is missing: make venv installs it"
+    cluster = str(tmp_path / "cluster.toml")  # a copy: this test edits it
+    shutil.copyfile(testbed.cluster_file, cluster)
+
+    def omctl(*args: str, trace: bool = False, long_way: bool = False) -> subprocess.CompletedProcess[str]:
+        entry = ["-m", "omview.cli"] if long_way else [script]
+        return subprocess.run([sys.executable, *(["-X", "importtime"] if trace else []), *entry, "--cluster", cluster,
+                               *args], capture_output=True, text=True, timeout=60)
+
+    direct = omctl("status", "--json")
     assert direct.returncode == 0, direct.stderr
-    r = subprocess.run([sys.executable, "-m", "omview.cli", "--cluster", str(testbed.cluster_file), "hub"],
-                       capture_output=True, text=True, timeout=60)
+    r = omctl("hub", long_way=True)
     assert r.returncode == 0 and "session hub" in r.stdout, (r.stdout, r.stderr)
-    config = load_cluster(str(testbed.cluster_file))
+    config = load_cluster(cluster)
     pid = hubs.pid_of(config)
     assert pid
-    again = subprocess.run([sys.executable, "-m", "omview.cli", "--cluster", str(testbed.cluster_file), "hub"],
-                           capture_output=True, text=True, timeout=60)
+    again = omctl("hub")
     assert again.returncode == 1 and "already runs" in again.stdout + again.stderr
     probe = HubCluster(config, autostart=False).start()
+    # a lookup is recorded only once its files are older than a timestamp's tick can hide
+    time.sleep(max(0.0, os.stat(cluster).st_ctime + 2.1 - time.time()))
     try:
         assert probe.wait_until(lambda: all(n.up for n in probe.nodes()), 30)
-        attaches = probe.hub_info()["attaches"]
-        times = []
-        for _ in range(3):
-            viahub, t = omctl("status", "--json")
-            assert viahub.returncode == 0, viahub.stderr
-            times.append(t)
-        assert probe.hub_info()["attaches"] == attaches + 3  # each omctl went through the hub
-        got = json.loads(viahub.stdout)
-        assert [n["id"] for n in got["nodes"]] == [1, 2, 3] and got["cluster"] == json.loads(direct.stdout)["cluster"]
-        assert all(n["up"] and n["hostname"] and n["speed"] and "stay" in n["admin"] for n in got["nodes"]), got
-        # the same table as the way without a hub (the hub renders it with the same function)
-        table_hub = omctl("status")[0]
-        os.environ["OMVIEW_HUB"] = "0"
-        try:
-            table_direct = omctl("status")[0]
-        finally:
-            del os.environ["OMVIEW_HUB"]
-        assert table_hub.returncode == table_direct.returncode == 0
-        assert [ln.split()[:4] for ln in table_hub.stdout.splitlines()] == \
-            [ln.split()[:4] for ln in table_direct.stdout.splitlines()]
-        # through the hub, omctl asks the hub for the rendered table: it loads none of the cluster
-        # machinery (most of its time is imports); -X importtime names every module it imported
-        traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "omview.cli", "--cluster",
-                                 str(testbed.cluster_file), "status"], capture_output=True, text=True, timeout=60)
+        info = probe.hub_info()
+        # 1. the long way: parses the configuration, asks the hub, records the lookup; loads none
+        # of the cluster machinery
+        traced = omctl("status", "--json", trace=True, long_way=True)
         assert traced.returncode == 0, traced.stderr
-        assert "node3" in traced.stdout
-        loaded = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines() if "|" in line}
-        assert "omview.core.hubpaths" in loaded and "omview.core.config" in loaded, sorted(loaded)
+        loaded = _imported(traced.stderr)
+        assert {"omview.core.hubpaths", "omview.core.config", "omview.quickctl"} <= loaded, sorted(loaded)
         heavy = {"omview.core.session", "omview.core.transport", "omview.core.ioloop", "omview.core.jobs",
                  "omview.core.migration", "omview.core.cluster", "omview.core.hubclient", "omview.core.hub",
                  "omview.core.model", "logging", "concurrent.futures.thread", "subprocess", "paramiko",
                  "psutil", "cryptography", "uuid"}
         assert not loaded & heavy, sorted(loaded & heavy)
-        print(f"omctl status: direct {t_direct * 1000:.0f} ms, through the hub {min(times) * 1000:.0f} ms")
-        assert omctl("setspeed", "2", "7777")[0].returncode == 0
+        got = json.loads(traced.stdout)
+        assert [n["id"] for n in got["nodes"]] == [1, 2, 3] and got["cluster"] == json.loads(direct.stdout)["cluster"]
+        assert all(n["up"] and n["hostname"] and n["speed"] and "stay" in n["admin"] for n in got["nodes"]), got
+        # 2. the console script with the lookup recorded: no argparse, no configuration parsing
+        for args in (("status", "--json"), ("status",)):
+            quick = omctl(*args, trace=True)
+            assert quick.returncode == 0, quick.stderr
+            loaded = _imported(quick.stderr)
+            assert "omview.quickctl" in loaded, sorted(loaded)
+            assert not loaded & {"omview.cli", "omview.core.config", "omview.core.hubpaths", "argparse", "tomllib",
+                                 "dataclasses", *heavy}, sorted(loaded)
+        assert [n["id"] for n in json.loads(omctl("status", "--json").stdout)["nodes"]] == [1, 2, 3]
+        table_hub = omctl("status")
+        # every one of them asked the hub, and none made it build a snapshot (none attached)
+        after = probe.hub_info()
+        assert after["connections"] >= info["connections"] + 5 and after["attaches"] == info["attaches"], after
+        # the same table as the way without a hub (the hub renders it with the same function)
+        os.environ["OMVIEW_HUB"] = "0"
+        try:
+            table_direct = omctl("status")
+        finally:
+            del os.environ["OMVIEW_HUB"]
+        assert table_hub.returncode == table_direct.returncode == 0
+        assert [ln.split()[:4] for ln in table_hub.stdout.splitlines()] == \
+            [ln.split()[:4] for ln in table_direct.stdout.splitlines()]
+        assert probe.hub_info()["connections"] == after["connections"]  # OMVIEW_HUB=0: not through the hub
+        # 3. the cluster file edited: the record is void, the long way answers and records again
+        with open(cluster, "a") as f:
+            f.write("\n")
+        edited = omctl("status", trace=True)
+        assert edited.returncode == 0 and "node3" in edited.stdout, edited.stderr
+        assert "omview.core.config" in _imported(edited.stderr)
+        assert omctl("setspeed", "2", "7777").returncode == 0
         assert probe.wait_until(lambda: (s := probe.node(2).sample) is not None and s.speed == 7777, 10)
-        assert omctl("setspeed", "2", "5000")[0].returncode == 0
+        assert omctl("setspeed", "2", "5000").returncode == 0
     finally:
         probe.stop()
         os.kill(pid, signal.SIGTERM)

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from omview.core.config import TRANSPORTS, ClusterConfig, NodeConfig
-from omview.core.hubpaths import ENV_HUB
-from omview.core.hubpaths import HUB_OFF as _OFF
-from omview.core.hubpaths import HUB_ON as _ON
 from omview.core.model import AdminState, NodeState, ProcInfo
+from omview.core.rundir import ENV_HUB
+from omview.core.rundir import HUB_OFF as _OFF
+from omview.core.rundir import HUB_ON as _ON
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

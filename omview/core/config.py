@@ -129,6 +129,10 @@ class ClusterConfig:
     accept_new_host_keys: bool = False
     name: str = ""
     source: str = ""
+    #: Every file whose presence or text made this configuration, absolute, found or not (the
+    #: settings file looked for before an /etc map): omctl's quick path trusts a cached answer
+    #: only while none of them changed (omview.quickctl).
+    consulted: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def node(self, node_id: int) -> NodeConfig:
         for node in self.nodes:
@@ -473,7 +477,9 @@ def parse_settings(text: str, source: str, base_dir: str | os.PathLike[str] | No
 
     from_map: dict[int, MapEntry] = {}
     if "map" in cluster:
-        from_map = {entry.id: entry for entry in load_map(check.path("cluster.map", cluster["map"]))}
+        map_path = check.path("cluster.map", cluster["map"])
+        config.consulted.append(os.path.abspath(map_path))
+        from_map = {entry.id: entry for entry in load_map(map_path)}
 
     node_tables = data.get("node", [])
     if not isinstance(node_tables, list) or not all(isinstance(t, dict) for t in node_tables):
@@ -585,21 +591,29 @@ def load_cluster(
     machine alone. The roots are parameters so tests never read the real home or /etc.
     """
     if path is not None:
-        return _load_named(Path(path), os.fspath(path))
+        return _consulted(_load_named(Path(path), os.fspath(path)), [path])
     named = env.get(ENV_CLUSTER, "")
     if named:
-        return _load_named(Path(named), f"{named} (from ${ENV_CLUSTER})")
+        return _consulted(_load_named(Path(named), f"{named} (from ${ENV_CLUSTER})"), [named])
     if config_home is not None:
         settings = Path(config_home, "omview", "cluster.toml")
     else:
         settings = default_settings_path(env)
+    tried: list[str | os.PathLike[str]] = [settings]
     if settings.is_file():
-        return load_settings(settings)
+        return _consulted(load_settings(settings), tried)
     for name in MAP_NAMES:
         candidate = Path(etc_dir, name)
+        tried.append(candidate)
         if candidate.is_file():
-            return load_map_cluster(candidate)
-    return default_cluster()
+            return _consulted(load_map_cluster(candidate), tried)
+    return _consulted(default_cluster(), tried)
+
+
+def _consulted(config: ClusterConfig, tried: list[str | os.PathLike[str]]) -> ClusterConfig:
+    """The files looked for on the way, ahead of those the loader read (a map named in settings)."""
+    config.consulted[:0] = [os.path.abspath(p) for p in tried]
+    return config
 
 
 # --------------------------------------------------------------------------- writing

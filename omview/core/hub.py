@@ -12,10 +12,12 @@ configuration (named by a hash of its settings text, so two clusters get two hub
 `hub-HASH.log` (the detached hub's log), `hub-HASH.toml` (the settings an app started it with).
 
 Protocol (JSON lines, like the agent's; docs/architecture.md "Session hub"):
-hub → app: `hello`, then `snapshot` (every node with its process table), then the agents' own
-`sample` lines with the node's id spliced in (`{"n":ID,"type":"sample",...}`, passed through
-undecoded), the cluster's other Events as `event`s, and `reply`s; app → hub: requests with ids,
-`call` (any agent op on a node) or `method` (a Cluster method named in `METHODS`).
+hub → app: `hello`; once the app sent `attach`, the `snapshot` (every node with its process
+table), then the agents' own `sample` lines with the node's id spliced in
+(`{"n":ID,"type":"sample",...}`, passed through undecoded), the cluster's other Events as
+`event`s; and `reply`s. app → hub: `attach`, and requests with ids: `call` (any agent op on a
+node), `method` (a Cluster method named in `METHODS`), `status` (`omctl status`'s rendered table,
+asked without attaching), `ping`.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omview.core.config import ClusterConfig, ConfigError, load_cluster, save_cluster
-from omview.core.hubpaths import HUB_PROTOCOL, HubError, HubPaths, HubRunning
+from omview.core.hubpaths import HUB_PROTOCOL, HubPaths, HubRunning
 from omview.core.model import NodeSample, NodeState
+from omview.core.rundir import HubError
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -169,6 +172,7 @@ class _Client:
         self.inbuf = bytearray()
         self.out = bytearray()
         self.lock = threading.Lock()
+        self.attached = False  # asked for the snapshot and the event stream
         self.live = False  # receives events
         self.held: list[bytes] | None = None  # events that happened while its snapshot was being encoded
         self.closed = False
@@ -220,7 +224,8 @@ class HubServer:
         self._flush_at: float | None = None
         self._idle_since: float | None = time.monotonic()
         self._stop = False
-        self._served = 0  # attaches, for info and tests
+        self._served = 0  # connections, for info and tests
+        self._attaches = 0  # of them, apps that took the snapshot and the event stream
         self._soon: list[tuple[_Client, str]] = []  # apps to drop, from other threads
         # requests for a node this hub has not reached yet (just started): sent once it is up or
         # known down, so an app reattaching after a restart gets answers, not "not connected yet"
@@ -407,7 +412,7 @@ class HubServer:
                 "type": "hello", "version": HUB_PROTOCOL, "pid": os.getpid(), "key": self.paths.key,
                 "source": self.config.source, "nodes": len(self.config.nodes),
             }), urgent=True)
-            self._pool.submit(self._attach, c)
+            # the snapshot waits for the app's `attach`: `omctl status` asks one question and leaves
 
     def _attach(self, c: _Client) -> None:
         """Snapshot and subscription at one instant (Cluster.snapshot), then the snapshot is sent."""
@@ -597,9 +602,15 @@ class HubServer:
         rid = msg.get("id")
         op = msg.get("op")
         try:
-            if op == "hello":
+            if op == "attach":
+                if c.attached:
+                    raise _Refused("this link is attached already", "invalid")
+                c.attached = True
                 c.name = f"{msg.get('client') or 'app'} (pid {c.pid})"
+                with self._lock:
+                    self._attaches += 1
                 log.info("%s attached", c.name)
+                self._pool.submit(self._attach, c)
                 return
             if op == "call":
                 node = int(msg["node"])
@@ -652,12 +663,10 @@ class HubServer:
 
     def _status(self, wait: float) -> dict[str, Any]:
         """What `omctl status` prints, once every node is up or known down (at most `wait` s)."""
-        from omview.core.report import node_json, status_table
+        from omview.core.report import status_result
 
         self.cluster.wait_ready(wait)
-        nodes = self.cluster.nodes()
-        return {"table": status_table(nodes), "nodes": [node_json(n) for n in nodes],
-                "all_up": all(n.up for n in nodes)}
+        return status_result(self.cluster.nodes())
 
     def _when_settled(self, node_id: int, fn: Callable[[], None]) -> None:
         """Run `fn` now, or once this hub has reached the node (up, or down for a reason)."""
@@ -717,8 +726,9 @@ class HubServer:
     def info(self) -> dict[str, Any]:
         with self._lock:
             names = [c.name for c in self._clients.values()]
-            served = self._served
-        return {"pid": os.getpid(), "key": self.paths.key, "clients": names, "attaches": served,
+            served, attaches = self._served, self._attaches
+        return {"pid": os.getpid(), "key": self.paths.key, "clients": names, "connections": served,
+                "attaches": attaches,
                 "uptime": time.time() - self.started_at, "time": time.time(), "source": self.config.source}
 
 

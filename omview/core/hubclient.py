@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 from omview.core.cluster import ClusterBase, _copy_state
 from omview.core.config import ClusterConfig, NodeConfig
 from omview.core.hub import IDEMPOTENT_METHODS, IDEMPOTENT_OPS, cleanup_stale, encode, write_settings
-from omview.core.hubpaths import HUB_PROTOCOL, HubError, HubPaths
+from omview.core.hubpaths import HUB_PROTOCOL, HubPaths
 from omview.core.model import AdminState, NodeSample, NodeState, ProcInfo
+from omview.core.rundir import HubError
 
 if TYPE_CHECKING:
     from omview.core.session import AgentError, Event
@@ -255,6 +256,10 @@ class HubCluster(ClusterBase):
     def _handshake(self, sock: socket.socket, deadline: float) -> None:
         """Read hello and snapshot on a fresh link (blocking, bounded), then make it the link."""
         sock.settimeout(max(0.5, deadline - time.monotonic()))
+        try:  # the hub sends the snapshot once asked (a one-question client like omctl never asks)
+            sock.sendall(encode({"op": "attach", "client": self.client, "pid": os.getpid()}))
+        except OSError as exc:
+            raise HubError(f"the session hub link failed: {exc}") from None
         buf = bytearray()
         hello: dict[str, Any] | None = None
         snapshot: dict[str, Any] | None = None
@@ -293,7 +298,6 @@ class HubCluster(ClusterBase):
             self._gen += 1
             gen = self._gen
         self.hub_pid = int(hello.get("pid", 0))
-        self._send_raw({"op": "hello", "client": self.client, "pid": os.getpid()}, gen)
         self._apply_snapshot(snapshot)
         with self._lock:
             self.hub_connected = True

@@ -1,8 +1,7 @@
-"""Where a configuration's session hub lives and whether it runs: light enough for `omctl status`.
+"""Which session hub serves a configuration, where its files are, and whether it runs.
 
-The hub server (omview.core.hub) and its apps (omview.core.hubclient) both name the hub of a
-configuration by these paths; `omctl status` through a running hub needs only these, a socket
-and json (its fast path asks the hub for the rendered table), not the cluster machinery.
+The hub server (omview.core.hub), its apps (omview.core.hubclient) and omctl name the hub of a
+configuration by these paths, without importing the cluster machinery.
 """
 
 from __future__ import annotations
@@ -10,28 +9,21 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omview.core import rundir
 from omview.core.config import dump_settings
+from omview.core.rundir import HubError
 
 if TYPE_CHECKING:
     from omview.core.config import ClusterConfig
 
-HUB_PROTOCOL = 2
-#: OMVIEW_HUB=1 forces the session hub, OMVIEW_HUB=0 sessions in the app's own process.
-ENV_HUB = "OMVIEW_HUB"
-HUB_ON = ("1", "yes", "on", "true", "hub")
-HUB_OFF = ("0", "no", "off", "false", "direct")
+HUB_PROTOCOL = 3
 #: Unix socket paths are limited to 107 bytes.
 MAX_SOCKET_PATH = 107
-
-
-class HubError(Exception):
-    """The hub cannot be used or started; the text says why."""
 
 
 class HubRunning(HubError):
@@ -41,32 +33,9 @@ class HubRunning(HubError):
 # --------------------------------------------------------------------------- where things are
 
 
-def _private_dir(path: Path) -> Path:
-    """Create `path` 0700 if missing; refuse one that is not a folder of ours."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise HubError(f"{path} is not a folder owned by uid {os.getuid()}: remove it or set XDG_RUNTIME_DIR")
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        os.chmod(path, 0o700)
-    return path
-
-
 def runtime_dir(env: Mapping[str, str] = os.environ) -> Path:
-    """`$XDG_RUNTIME_DIR/omview` when XDG_RUNTIME_DIR is set and ours, else `~/.cache/omview/run`."""
-    xdg = env.get("XDG_RUNTIME_DIR", "")
-    if xdg and os.path.isabs(xdg):
-        try:
-            st = os.stat(xdg)
-        except OSError:
-            st = None
-        if st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():
-            return _private_dir(Path(xdg, "omview"))
-    cache = env.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(cache):
-        cache = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
-    _private_dir(Path(cache, "omview"))
-    return _private_dir(Path(cache, "omview", "run"))
+    """The private folder of this user's hubs (omview.core.rundir)."""
+    return Path(rundir.runtime_dir(env))
 
 
 def config_hash(config: ClusterConfig) -> str:
@@ -87,7 +56,8 @@ class HubPaths:
     def for_config(cls, config: ClusterConfig, base: Path | None = None) -> HubPaths:
         d = base if base is not None else runtime_dir()
         key = config_hash(config)
-        paths = cls(d / f"hub-{key}.sock", d / f"hub-{key}.lock", d / f"hub-{key}.log", d / f"hub-{key}.toml", key)
+        sock, lock, log, settings = (d / rundir.hub_file(key, suffix) for suffix in (".sock", ".lock", ".log", ".toml"))
+        paths = cls(sock, lock, log, settings, key)
         if len(os.fsencode(paths.socket)) > MAX_SOCKET_PATH:
             raise HubError(f"socket path {paths.socket} is too long for a Unix socket: set a shorter XDG_RUNTIME_DIR")
         return paths

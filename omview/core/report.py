@@ -93,3 +93,8 @@ def status_table(nodes: Sequence[NodeState]) -> str:
         else:
             rows.append([st.id, st.label, st.address, "DOWN", "-", "-", "-", "-", "-", st.reason])
     return table(rows, ["ID", "NAME", "ADDRESS", "STATE", "LOAD", "SPEED", "CPUS", "MEM", "AVAIL", "FLAGS"])
+
+
+def status_result(nodes: Sequence[NodeState]) -> dict[str, Any]:
+    """`omctl status` as data: made by the hub or by omctl itself, printed by omview.quickctl."""
+    return {"table": status_table(nodes), "nodes": [node_json(n) for n in nodes], "all_up": all(n.up for n in nodes)}
