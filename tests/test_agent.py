@@ -350,6 +350,25 @@ def test_exec_updates_the_command_line(agents, waiting_child, tmp_path: Path) ->
     a.wait_sample(lambda s: a.table.procs[key]["cmd"] == "sleep 61", "the new command line after exec")
 
 
+def test_a_new_command_line_under_the_same_name_shows(agents, waiting_child, tmp_path: Path) -> None:
+    """A program that re-executes itself (or a server that sets its title after it forked, as
+    sshd does) keeps its name in /proc/PID/stat: the agent still shows the line it has now."""
+    child = waiting_child("os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(61)', "
+                          "'retitle' + 'd'])")
+    key = (child.pid, start_of(child.pid))
+    a = started_agent(agents, tmp_path, interval=0.1)
+    a.wait_sample(lambda s: key in a.table.procs, "the child in the table")
+    before = a.table.procs[key]["cmd"]
+    assert before.startswith(sys.executable) and "retitled" not in before
+    comm = Path(f"/proc/{child.pid}/comm").read_text()
+    assert child.stdin is not None
+    child.stdin.write(b"go\n")
+    child.stdin.flush()
+    a.wait_sample(lambda s: a.table.procs[key]["cmd"].endswith(" retitled"), "the new command line")
+    assert Path(f"/proc/{child.pid}/comm").read_text() == comm  # the name did not tell
+    assert a.table.procs[key]["cmd"] == f"{sys.executable} -c import time; time.sleep(61) retitled"
+
+
 def test_a_long_sleeper_that_wakes_up_is_seen(agents, waiting_child, tmp_path: Path) -> None:
     """Long sleepers are probed less often (agent.DORMANT_*): one that starts working must still show."""
     child = waiting_child(BUSY)

@@ -760,7 +760,8 @@ def test_testbed_three_apps_one_agent_per_node_and_kill_9(
             assert direct.wait_until(lambda: all(n.up for n in direct.nodes()), 30)
             for i in (1, 2, 3):
                 assert wait_for(lambda i=i: stable(me, i) == stable(direct, i), 10), (
-                    i, stable(me, i) ^ stable(direct, i))
+                    i, [(who, vars(p)) for who, c in (("hub", me), ("direct", direct)) for _, p in c.processes(i)
+                        if (p.pid, p.start) in stable(me, i) ^ stable(direct, i)])
             for a, b in zip(me.nodes(), direct.nodes(), strict=True):
                 assert a.up and b.up and a.sample and b.sample
                 assert (a.sample.hostname, a.sample.cpus, a.sample.speed, a.sample.mem_total) == (

@@ -108,6 +108,13 @@ REFRESH_EVERY = 30
 #: that never sleep that long (most short-lived ones) never cost a pidfd.
 DORMANT_AFTER = 10
 DORMANT_EVERY = 3
+#: A process's owner and command line are read again IDENT_FIRST s after it was first seen, then
+#: at doubling gaps up to IDENT_MAX_GAP s, besides at once when its program name changes (exec).
+#: A forked server sets its title just after it starts (sshd's "sshd: user@notty", postgres,
+#: nginx workers), and drops root for its user, without a new name: an agent that first looked
+#: in between kept the old line for good. A process re-executing its own program keeps its name too.
+IDENT_FIRST = 1.0
+IDENT_MAX_GAP = 60.0
 
 _FATAL_PSUTIL = {"type": "fatal", "reason": "psutil is missing on the node",
                  "hint": "install python3-psutil (Debian/Ubuntu) or pip install psutil"}
@@ -450,7 +457,7 @@ class _Proc:
     """What the sampler remembers of one process between samples (slots: 1000s of them)."""
 
     __slots__ = ("pid", "start", "fd", "sfd", "pfd", "tasks", "sched", "raw", "comm", "ppid", "state", "nice", "ticks",
-                 "nthreads", "rss", "info", "sent", "idle", "seen")
+                 "nthreads", "rss", "info", "sent", "idle", "seen", "ident_due", "ident_gap")
 
     def __init__(self, pid: int, start: int, fd: int, sfd: int) -> None:
         self.pid = pid
@@ -472,6 +479,8 @@ class _Proc:
         self.seen = 0.0  # monotonic time of the last stat read
         self.info: dict[str, Any] = {}  # the ProcInfo as last sent
         self.sent = False
+        self.ident_gap = IDENT_FIRST  # owner and command line: next read at ident_due (monotonic)
+        self.ident_due = 0.0
 
 
 class Sampler:
@@ -778,10 +787,14 @@ class Sampler:
                     p.idle += 1  # schedstat was not asked: an unchanged stat is its sign of sleep
                 if p.state == "R":
                     runnable += 1
+                change: dict[str, Any] = {}
                 if want_procs and p.sent and p.info["cpu"]:
                     p.info["cpu"] = 0.0
-                    if not full:
-                        changed.append({"pid": pid, "start": p.start, "cpu": 0.0})
+                    change["cpu"] = 0.0
+                if mono >= p.ident_due:
+                    change.update(self._recheck_identity(p, mono))
+                if change and want_procs and p.sent and not full:
+                    changed.append({"pid": pid, "start": p.start, **change})
                 continue
             try:
                 comm, f = parse_stat(data)
@@ -816,8 +829,12 @@ class Sampler:
                 runnable += 1
             ident: dict[str, Any] = {}
             if comm != p.comm:
-                p.comm = comm  # exec'd: new program, maybe new owner
+                p.comm = comm  # exec'd: new program, maybe new owner, and a title of its own soon
+                p.ident_gap = IDENT_FIRST
+                p.ident_due = mono + IDENT_FIRST
                 ident = self._refresh_identity(p)
+            elif mono >= p.ident_due:
+                ident = self._recheck_identity(p, mono)
             if want_procs:
                 cpu = round(delta * 100.0 / (CLK_TCK * span), 1) if delta and span > 0 else 0.0
                 if full or not p.sent:
@@ -902,10 +919,17 @@ class Sampler:
         p.rss = int(f[21]) * PAGE_SIZE
         p.ticks = int(f[11]) + int(f[12])
         p.seen = time.monotonic()
+        p.ident_due = p.seen + IDENT_FIRST
         p.info = {"pid": pid, "start": start, "cpu": 0.0}
         self._refresh_identity(p)
         self.table[pid] = p
         return p
+
+    def _recheck_identity(self, p: _Proc, mono: float) -> dict[str, Any]:
+        """The scheduled look at owner and command line (IDENT_FIRST); returns what changed."""
+        p.ident_gap = min(p.ident_gap * 2, IDENT_MAX_GAP)
+        p.ident_due = mono + p.ident_gap
+        return self._refresh_identity(p)
 
     def _refresh_identity(self, p: _Proc) -> dict[str, Any]:
         """Owner and command line, read only for new or exec'd processes; returns what changed."""
