@@ -108,7 +108,7 @@ def status_via_hub(config: ClusterConfig, cluster_arg: str | None, as_json: bool
         paths = HubPaths.for_config(config)
     except HubError:
         return None
-    quickctl.remember(cluster_arg, config.consulted, paths.key, config.source)
+    quickctl.remember(cluster_arg, config.consulted, paths.key, config.source, run=str(paths.socket.parent))
     result = quickctl.ask_status(str(paths.socket), timeout)
     return None if result is None else quickctl.print_status(result, config.source, as_json)
 

@@ -119,8 +119,9 @@ def print_status(result: Mapping[str, Any], source: str, as_json: bool, out: Tex
 # ---------------------------------------------------------------- the record
 
 
-def _cache_path(env: Mapping[str, str]) -> str:
-    return os.path.join(rundir.runtime_dir(env), CACHE_NAME)
+def _cache_path(env: Mapping[str, str], run: str | None) -> str:
+    """The record in `run` (the run folder, when the caller has it already) or in the user's."""
+    return os.path.join(run if run is not None else rundir.runtime_dir(env), CACHE_NAME)
 
 
 def _read_cache(path: str) -> dict[str, Any]:
@@ -133,7 +134,7 @@ def _read_cache(path: str) -> dict[str, Any]:
 
 
 def remember(cluster: str | None, consulted: Sequence[str], hub_key: str, source: str,
-             env: Mapping[str, str] = os.environ) -> bool:
+             env: Mapping[str, str] = os.environ, run: str | None = None) -> bool:
     """Record the lookup the long way just made; False when it cannot be trusted later (a file
     changed a moment ago or cannot be examined) or not written (the run folder is full or gone:
     a record is only a shortcut, so that is no error)."""
@@ -145,7 +146,7 @@ def remember(cluster: str | None, consulted: Sequence[str], hub_key: str, source
         if newest > time.time_ns() - RACY_NS:
             return False
         key = lookup_key(cluster, env, os.getcwd(), os.uname().nodename)
-        cache_file = _cache_path(env)
+        cache_file = _cache_path(env, run)
         cache = _read_cache(cache_file)
         cache.pop(key, None)
         files = [[path, sig] for path, sig in zip(consulted, sigs, strict=True)]
@@ -166,9 +167,9 @@ def remember(cluster: str | None, consulted: Sequence[str], hub_key: str, source
     return True
 
 
-def recall(cluster: str | None, env: Mapping[str, str] = os.environ) -> dict[str, Any] | None:
+def recall(cluster: str | None, env: Mapping[str, str] = os.environ, run: str | None = None) -> dict[str, Any] | None:
     """The record for this lookup while every file in it is unchanged, else None."""
-    entry = _read_cache(_cache_path(env)).get(lookup_key(cluster, env, os.getcwd(), os.uname().nodename))
+    entry = _read_cache(_cache_path(env, run)).get(lookup_key(cluster, env, os.getcwd(), os.uname().nodename))
     if not isinstance(entry, dict):
         return None
     files = entry.get("files")
@@ -217,10 +218,11 @@ def quick_status(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> in
         return None
     cluster, timeout, as_json = parsed
     try:
-        entry = recall(cluster, env)
+        run = rundir.runtime_dir(env)
+        entry = recall(cluster, env, run)
         if entry is None:
             return None
-        socket_path = os.path.join(os.path.dirname(_cache_path(env)), rundir.hub_file(str(entry["hub"]), ".sock"))
+        socket_path = os.path.join(run, rundir.hub_file(str(entry["hub"]), ".sock"))
     except (OSError, KeyError, TypeError, ValueError, rundir.HubError):
         return None
     result = ask_status(socket_path, timeout)

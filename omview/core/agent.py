@@ -834,8 +834,8 @@ class Sampler:
             if comm != p.comm:
                 p.comm = comm  # exec'd: new program, maybe new owner, and a title of its own soon
                 p.born = mono
-                ident = self._recheck_identity(p, mono)
-            elif mono >= p.ident_due:
+                p.ident_due = mono
+            if mono >= p.ident_due:
                 ident = self._recheck_identity(p, mono)
             if want_procs:
                 cpu = round(delta * 100.0 / (CLK_TCK * span), 1) if delta and span > 0 else 0.0
@@ -931,10 +931,6 @@ class Sampler:
         """Owner and command line now, and when to look next (IDENT_FIRST); returns what changed."""
         gap = min(max(3 * (mono - p.born), IDENT_FIRST), IDENT_MAX_GAP)
         p.ident_due = mono + gap * (0.75 + (p.pid % 8) / 16)
-        return self._refresh_identity(p)
-
-    def _refresh_identity(self, p: _Proc) -> dict[str, Any]:
-        """Owner and command line, read only for new or exec'd processes; returns what changed."""
         try:
             uid = os.stat(f"{self.proc}/{p.pid}").st_uid
         except OSError:
